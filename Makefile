@@ -1,0 +1,34 @@
+# Two targets do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Offline copy of Omniglot beside the project, if there is one; otherwise tensorflow-datasets downloads it.
+export SPLITLEAK_OMNIGLOT_DIR ?= $(wildcard $(abspath ../shared/data/omniglot))
+
+.PHONY: venv demo test lint edge-check clean
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[all]'
+	$(BIN)/pip check
+	touch $@
+
+demo: venv
+	$(BIN)/splitleak demo
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+
+# The edge node's install on its own: numpy, pillow, paho-mqtt, tflite-runtime; no TensorFlow.
+edge-check:
+	$(PYTHON) -m venv .venv-edge
+	.venv-edge/bin/pip install -q '.[edge]'
+	! .venv-edge/bin/pip list 2>/dev/null | grep -i '^tensorflow '
+	.venv-edge/bin/python -c "import splitleak.edge.runtime as r; r._interpreter_class(); print('edge install: TFLite interpreter without TensorFlow')"
+
+clean:
+	rm -rf $(VENV) .venv-edge runs

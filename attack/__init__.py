@@ -1,0 +1,1 @@
+"""The attacker: decoders that invert the mobile stage, evaluation and the live eavesdropper."""

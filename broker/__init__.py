@@ -1,0 +1,1 @@
+"""The bus: wire format, topics, broker URLs and the brokers themselves (amqtt, Mosquitto)."""

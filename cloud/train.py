@@ -1,0 +1,113 @@
+"""Train the split target on a protocol's target images, export TFLite, write a run directory.
+
+Recipe (the seed's architecture; the rest is ours): Adam 1e-3, light augmentation (shifts,
+rotations, zoom — applied to the input pipeline, not the model), the learning rate halved when
+validation loss stalls, and the weights of the best validation epoch kept.
+
+RUN_DIR after a run:
+  mobile.keras, head.keras           the two stages (Keras)
+  mobile.tflite, mobile_int8.tflite  the mobile stage for the edge
+  metrics.json                       per-epoch accuracy and loss, TFLite parity
+  manifest.json                      protocol, seeds, versions, shapes and dtypes, sha256 of all
+"""
+
+import sys
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import tensorflow as tf
+from splitleak.cloud import artifacts, export, model
+from splitleak.cloud.data import Protocol
+
+PARITY_IMAGES = 128
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 6  # epochs without a better validation accuracy before stopping
+    augment: bool = True
+    norm: str = "batch"
+    seed: int = 1
+    limit: int | None = None  # train on the first N images only (quick tests)
+
+
+def augmenter(seed: int) -> tf.keras.Sequential:
+    """Small random shifts, rotations and zooms; paper (0) fills what moves in."""
+    return tf.keras.Sequential([
+        tf.keras.layers.RandomTranslation(0.08, 0.08, fill_mode="constant", seed=seed),
+        tf.keras.layers.RandomRotation(0.04, fill_mode="constant", seed=seed + 1),
+        tf.keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 2),
+    ], name="augment")
+
+
+def dataset(images, labels, cfg: TrainConfig, training: bool) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    if training:
+        ds = ds.shuffle(len(images), seed=cfg.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(cfg.batch)
+    if training and cfg.augment:
+        aug = augmenter(cfg.seed)
+        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def fit(proto: Protocol, cfg: TrainConfig):
+    """Build and train both stages; return (mobile, head, per-epoch history)."""
+    tf.keras.utils.set_random_seed(cfg.seed)
+    train, val = proto.train, proto.val
+    if cfg.limit:
+        train, val = train.select(slice(0, cfg.limit)), val.select(slice(0, cfg.limit))
+    mobile = model.mobile_stage(cfg.norm)
+    cloud_head = model.head(len(proto.classes))
+    whole = model.split_model(mobile, cloud_head)
+    whole.compile(tf.keras.optimizers.Adam(cfg.learning_rate),
+                  "sparse_categorical_crossentropy", metrics=["accuracy"])
+    callbacks = [
+        tf.keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_lr=1e-5),
+        tf.keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience,
+                                         restore_best_weights=True),
+    ]
+    hist = whole.fit(dataset(train.images, proto.labels(train), cfg, True),
+                     validation_data=dataset(val.images, proto.labels(val), cfg, False),
+                     epochs=cfg.epochs, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+    epochs = [{"epoch": i + 1} | {k: float(v[i]) for k, v in hist.history.items()}
+              for i in range(len(hist.epoch))]
+    return mobile, cloud_head, epochs, val
+
+
+def run(proto: Protocol, cfg: TrainConfig, out, force: bool = False) -> dict:
+    """Train, export and write RUN_DIR atomically; return metrics.json's content."""
+    with artifacts.atomic_dir(out, force) as tmp:
+        mobile, cloud_head, epochs, val = fit(proto, cfg)
+        best = max(epochs, key=lambda e: e["val_accuracy"])
+        mobile.save(tmp / "mobile.keras")
+        cloud_head.save(tmp / "head.keras")
+        tensors = export.export(mobile, proto.train.images, tmp)
+        check = val.images[:PARITY_IMAGES]
+        if len(check) < PARITY_IMAGES:  # tiny runs: top up from the training images
+            check = np.concatenate([check, proto.train.images[:PARITY_IMAGES - len(check)]])
+        metrics = {
+            "epochs": epochs,
+            "best_epoch": best["epoch"],
+            "train_accuracy": best["accuracy"],
+            "val_accuracy": best["val_accuracy"],
+            "parity": export.parity(mobile, cloud_head, check, tmp),
+        }
+        artifacts.write_json(tmp / "metrics.json", metrics)
+        artifacts.write_json(tmp / "manifest.json", {
+            "protocol": proto.name,
+            "data_source": proto.source,
+            "classes": proto.classes,
+            "sizes": proto.sizes() | ({"train_used": cfg.limit} if cfg.limit else {}),
+            "config": asdict(cfg),
+            "polarity": "ink 1.0 on paper 0.0",
+            "input": {"shape": list(model.INPUT_SHAPE), "dtype": "float32"},
+            "activation": {"shape": list(model.ACTIVATION_SHAPE), "dtype": "float32"},
+            "tflite": tensors,
+            "versions": artifacts.versions(),
+            "artifacts": artifacts.hash_artifacts(tmp),
+        })
+    return metrics

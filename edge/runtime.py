@@ -1,0 +1,68 @@
+"""Run the exported mobile stage with a TFLite interpreter — never TensorFlow.
+
+Uses tflite-runtime where installed (Linux wheels up to Python 3.11), else ai-edge-litert.
+A float32 model takes and returns float32; a full-integer model takes int8 and returns int8
+with a scale and zero point, which `MobileStage.run` applies on either side.
+"""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+
+def _interpreter_class():
+    try:
+        from tflite_runtime.interpreter import Interpreter
+    except ImportError:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise ImportError("no TFLite interpreter: pip install 'splitleak[edge]' "
+                              "(tflite-runtime, or ai-edge-litert where it has no wheel)") from exc
+    return Interpreter
+
+
+def sha256_file(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class MobileStage:
+    """A TFLite mobile stage: images (N, 105, 105, 1) float32 in, activations out."""
+
+    def __init__(self, path, threads: int = 1):
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"TFLite model not found: {path}")
+        self.path, self.sha256 = path, sha256_file(path)
+        try:
+            self._interp = _interpreter_class()(model_path=str(path), num_threads=threads)
+            self._interp.allocate_tensors()
+        except ValueError as exc:
+            raise ValueError(f"{path} is not a valid TFLite model ({exc})") from exc
+        self._in = self._interp.get_input_details()[0]
+        self._out = self._interp.get_output_details()[0]
+        self.input_shape = tuple(int(d) for d in self._in["shape"][1:])
+        self.output_shape = tuple(int(d) for d in self._out["shape"][1:])
+        self.quantized = self._out["dtype"] == np.int8
+        self.output_quant = self._out["quantization"] if self.quantized else (0.0, 0)
+
+    def run_raw(self, image: np.ndarray) -> np.ndarray:
+        """One image (105, 105, 1) float32 -> the stage's own output (float32, or int8)."""
+        if image.shape != self.input_shape:
+            raise ValueError(f"expected an image of shape {self.input_shape}, got {image.shape}")
+        x = image[None].astype(np.float32)
+        if self._in["dtype"] == np.int8:
+            scale, zero = self._in["quantization"]
+            x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+        self._interp.set_tensor(self._in["index"], x)
+        self._interp.invoke()
+        return self._interp.get_tensor(self._out["index"])[0].copy()
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """A batch of images -> float32 activations (int8 outputs are dequantized)."""
+        out = np.stack([self.run_raw(img) for img in images])
+        if self.quantized:
+            scale, zero = self.output_quant
+            return ((out.astype(np.float32) - zero) * scale).astype(np.float32)
+        return out.astype(np.float32)

@@ -1,0 +1,44 @@
+"""The edge node must run on a device without TensorFlow (a Pi cannot carry it)."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+BLOCK_TF = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith(("tensorflow.", "keras")):
+            raise ImportError(f"{name} is blocked: the edge must not need it")
+sys.meta_path.insert(0, Block())
+"""
+
+RUN_STAGE = BLOCK_TF + """
+import numpy as np
+from splitleak.edge import omniglot, runtime
+import splitleak.edge
+stage = runtime.MobileStage(sys.argv[1])
+images = np.load(sys.argv[2])
+np.save(sys.argv[3], stage.run(images))
+assert not [m for m in sys.modules if m.startswith(("tensorflow", "keras"))]
+print("ran without tensorflow:", stage.output_shape)
+"""
+
+
+def test_edge_runs_tflite_with_tensorflow_unimportable(tiny_run, lite, tmp_path):
+    images = lite.test.images[:4]
+    np.save(tmp_path / "in.npy", images)
+    for name in ("mobile.tflite", "mobile_int8.tflite"):
+        result = subprocess.run(
+            [sys.executable, "-c", RUN_STAGE, tiny_run / name, tmp_path / "in.npy",
+             tmp_path / "out.npy"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "ran without tensorflow: (1, 1, 32)" in result.stdout
+        assert np.load(tmp_path / "out.npy").shape == (4, 1, 1, 32)
+
+
+def test_block_really_blocks():
+    result = subprocess.run([sys.executable, "-c", BLOCK_TF + "import tensorflow"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "is blocked" in result.stderr

@@ -1,0 +1,1 @@
+"""Command-line wiring, benchmarks and reports."""

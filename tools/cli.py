@@ -1,0 +1,51 @@
+"""The `splitleak` command: registers one subcommand per module, imports heavy code lazily.
+
+Each command module defines `add_arguments(parser)` (cheap: no TensorFlow) and `run(args)`
+(may import anything). Errors meant for the user are `ValueError` or `OSError` subclasses:
+they are printed as one line and exit with status 2. Set SPLITLEAK_DEBUG=1 for tracebacks.
+"""
+
+import argparse
+import importlib
+import os
+import sys
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "data": ("splitleak.tools.cmd_data", "list the data protocols and their split sizes"),
+    "train": ("splitleak.tools.cmd_train", "train the split target model and export TFLite"),
+    "demo": ("splitleak.tools.cmd_demo", "the main job: train or reuse the lite target, export it"),
+    "bench": ("splitleak.tools.cmd_bench", "benchmarks with JSON output"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="splitleak",
+        description="Model inversion against split inference over MQTT: a security testbed.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_text, description=mod.__doc__)
+        mod.add_arguments(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args._module.run(args) or 0
+    except KeyboardInterrupt:
+        print("splitleak: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:
+        if os.environ.get("SPLITLEAK_DEBUG"):
+            raise
+        print(f"splitleak {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
