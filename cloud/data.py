@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from splitleak.edge.omniglot import ZIPS, ImageSet, content_hashes, read_split
 
 PROTOCOLS = ("lite", "seed")

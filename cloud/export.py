@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
 from splitleak.edge.runtime import MobileStage
 
 FLOAT_TOLERANCE = 1e-4

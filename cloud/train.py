@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import tensorflow as tf
+
 from splitleak.cloud import artifacts, export, model
 from splitleak.cloud.data import Protocol
 

@@ -14,7 +14,10 @@ import sys
 COMMANDS = {
     "data": ("splitleak.tools.cmd_data", "list the data protocols and their split sizes"),
     "train": ("splitleak.tools.cmd_train", "train the split target model and export TFLite"),
-    "demo": ("splitleak.tools.cmd_demo", "the main job: train or reuse the lite target, export it"),
+    "demo": ("splitleak.tools.cmd_demo", "the main job: lite target, broker, cloud head and edge node"),
+    "broker": ("splitleak.tools.cmd_broker", "run an MQTT broker (amqtt or Mosquitto), with a profile"),
+    "edge": ("splitleak.tools.cmd_edge", "run an edge node: TFLite mobile stage, activations to MQTT"),
+    "cloud": ("splitleak.tools.cmd_cloud", "run the cloud head: activations in, predictions out"),
     "bench": ("splitleak.tools.cmd_bench", "benchmarks with JSON output"),
 }
 

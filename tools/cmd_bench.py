@@ -17,6 +17,7 @@ def add_arguments(parser) -> None:
 def bench_tflite(args) -> dict:
     import numpy as np
     import tensorflow as tf
+
     from splitleak.edge.runtime import MobileStage
     from splitleak.tools.bench import median_ms
 

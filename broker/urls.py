@@ -1,0 +1,205 @@
+"""Broker URLs and ready-made paho clients.
+
+    mqtt://[user:pass@]host[:port]     plain TCP, default port 1883
+    mqtts://[user:pass@]host[:port]    TLS, default port 8883, certificate checked by default
+
+Typical use:
+
+    client = make_client("mqtts://edge:pw@127.0.0.1:8883", "edge", ca_file="runs/broker/ca.crt")
+    client.will_set(topics.status("edge"), topics.OFFLINE, qos=1, retain=True)
+    connect(client)          # waits for CONNACK, raises BrokerConnectError, starts the loop
+"""
+
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+PROTOCOLS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
+NEVER_EXPIRE = 0xFFFFFFFF  # MQTT 5 session expiry interval meaning "keep the session forever"
+
+
+@dataclass(frozen=True)
+class BrokerURL:
+    """A parsed broker URL; `str()` gives it back with the password hidden."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "mqtts"
+
+    def full(self) -> str:
+        """The URL including the password (for clients; do not log it)."""
+        return self._format(self.password)
+
+    def __str__(self) -> str:
+        return self._format("***" if self.password is not None else None)
+
+    def _format(self, password: str | None) -> str:
+        auth = ""
+        if self.username is not None:
+            auth = quote(self.username, safe="")
+            if password is not None:
+                auth += ":" + (password if password == "***" else quote(password, safe=""))
+            auth += "@"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{auth}{host}:{self.port}"
+
+
+def parse_url(text: str) -> BrokerURL:
+    """Parse mqtt:// or mqtts:// URLs; ValueError with a hint for anything else."""
+    hint = "expected mqtt://[user:pass@]host[:port] or mqtts://[user:pass@]host[:port]"
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad broker URL {text!r}: {exc}; {hint}") from None
+    if parts.scheme not in DEFAULT_PORTS:
+        raise ValueError(f"bad broker URL {text!r}: scheme must be mqtt or mqtts; {hint}")
+    if not parts.hostname:
+        raise ValueError(f"bad broker URL {text!r}: no host; {hint}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"bad broker URL {text!r}: unexpected path or query; {hint}")
+    if port == 0:
+        raise ValueError(f"bad broker URL {text!r}: port 0 is not a broker port")
+    username = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return BrokerURL(parts.scheme, parts.hostname, port or DEFAULT_PORTS[parts.scheme],
+                     username, password)
+
+
+def make_client(url: str | BrokerURL, client_id: str, *, ca_file: str | Path | None = None,
+                insecure: bool = False, protocol: str = "3.1.1", persistent: bool = False,
+                keepalive: int = 30, max_inflight: int = 100) -> mqtt.Client:
+    """A configured paho client (callback API v2); nothing is sent until `connect`.
+
+    persistent=True asks the broker to keep the session (subscriptions and queued QoS 1
+    messages) while the client is away: clean_session=False in MQTT 3.1.1, clean_start=False
+    with a never-expiring session in MQTT 5. TLS verifies the broker against `ca_file` (or
+    the system CAs); insecure=True turns verification off (lab use only).
+    """
+    url = parse_url(url) if isinstance(url, str) else url
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"MQTT protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    v5 = protocol == "5"
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         clean_session=None if v5 else not persistent,
+                         protocol=PROTOCOLS[protocol])
+    client.max_queued_messages_set(0)  # unbounded: a QoS 1 message is never dropped locally
+    client.max_inflight_messages_set(max_inflight)
+    if url.username is not None:
+        client.username_pw_set(url.username, url.password)
+    if url.tls:
+        _set_tls(client, ca_file, insecure)
+    elif ca_file is not None or insecure:
+        raise ValueError(f"TLS options given but {url} is plain mqtt://; use mqtts://")
+    properties = None
+    if v5 and persistent:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = NEVER_EXPIRE
+    client.connect_async(url.host, url.port, keepalive, clean_start=not persistent,
+                         properties=properties)
+    client.reconnect_delay_set(1, 30)
+    return client
+
+
+def _set_tls(client: mqtt.Client, ca_file: str | Path | None, insecure: bool) -> None:
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise FileNotFoundError(f"CA file {ca_file} does not exist")
+    client.tls_set(ca_certs=str(ca_file) if ca_file else None,
+                   cert_reqs=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED)
+    if insecure:
+        client.tls_insecure_set(True)
+
+
+class BrokerConnectError(ConnectionError):
+    """The broker could not be reached or refused the connection; `reason_code` if refused."""
+
+    def __init__(self, message: str, reason_code=None):
+        super().__init__(message)
+        self.reason_code = reason_code
+
+
+def connect_error_message(reason_code) -> str:
+    """A sentence explaining a refused CONNACK (paho ReasonCode or MQTT 3 return code)."""
+    value = getattr(reason_code, "value", reason_code)
+    messages = {
+        1: "the broker does not speak this MQTT protocol version",
+        2: "the broker rejected the client id",
+        3: "the broker is unavailable",
+        4: "wrong user name or password",
+        5: "not authorised: wrong or missing user name/password, or this user may not connect",
+        0x84: "the broker does not speak this MQTT protocol version",
+        0x85: "the broker rejected the client id",
+        0x86: "wrong user name or password",
+        0x87: "not authorised: wrong or missing user name/password, or this user may not connect",
+        0x88: "the broker is unavailable",
+    }
+    text = messages.get(value, f"refused with reason code {value} ({reason_code})")
+    return f"the broker refused the connection: {text}"
+
+
+def connect(client: mqtt.Client, timeout: float = 10.0) -> None:
+    """Connect (blocking until CONNACK) and start paho's network thread.
+
+    Raises BrokerConnectError with a one-line explanation when the broker is unreachable,
+    the TLS handshake fails, or the broker refuses the connection.
+    """
+    where = f"{client.host}:{client.port}"
+    answer: dict = {}
+    done = threading.Event()
+    users_callback = client.on_connect
+
+    def on_connect(c, userdata, flags, reason_code, properties):
+        answer["rc"] = reason_code
+        done.set()
+        if users_callback is not None:
+            users_callback(c, userdata, flags, reason_code, properties)
+
+    client.on_connect = on_connect
+    try:
+        _handshake(client, where, done, timeout)
+    finally:
+        client.on_connect = users_callback
+    if answer["rc"].is_failure:
+        client.disconnect()
+        raise BrokerConnectError(connect_error_message(answer["rc"]), answer["rc"])
+    client.loop_start()
+
+
+def _handshake(client: mqtt.Client, where: str, done: threading.Event, timeout: float) -> None:
+    try:
+        client.reconnect()
+    except ssl.SSLCertVerificationError as exc:
+        raise BrokerConnectError(f"the certificate of {where} is not trusted "
+                                 f"({exc.verify_message}): pass the broker's CA file") from None
+    except ssl.SSLError as exc:
+        raise BrokerConnectError(f"TLS handshake with {where} failed ({exc.reason}): "
+                                 "is it a plain mqtt:// port?") from None
+    except ConnectionRefusedError:
+        raise BrokerConnectError(f"no MQTT broker at {where} (connection refused)") from None
+    except OSError as exc:
+        raise BrokerConnectError(f"cannot reach the broker at {where}: {exc}") from None
+    deadline = time.monotonic() + timeout
+    while not done.is_set():
+        rc = client.loop(timeout=0.05)
+        if done.is_set():
+            break
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            raise BrokerConnectError(f"{where} closed the connection before answering: "
+                                     "is it a TLS port (use mqtts://)?")
+        if time.monotonic() > deadline:
+            client.disconnect()
+            raise BrokerConnectError(f"no answer from {where} within {timeout:g} s")

@@ -1,0 +1,62 @@
+"""Start splitleak nodes as child processes and always stop them again."""
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+
+class Node:
+    """A `splitleak <command> …` child process whose output is read line by line."""
+
+    def __init__(self, name: str, *args, env=None):
+        self.name = name
+        cmd = [sys.executable, "-m", "splitleak.tools.cli", *map(str, args)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env={**os.environ, **(env or {})},
+                                     start_new_session=True)  # Ctrl-C reaches us, we stop it
+        self.lines: queue.Queue = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, text: str, timeout: float = 120.0) -> str:
+        """Block until a line containing `text` appears; fail if the process ends first."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                raise RuntimeError(f"{self.name} exited (code {self.proc.wait()}) before "
+                                   f"saying {text!r}:\n{self.tail()}")
+            if text in line:
+                return line
+        raise TimeoutError(f"{self.name} did not say {text!r} within {timeout:g} s:\n{self.tail()}")
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, then SIGKILL if it does not end in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def tail(self, lines: int = 15) -> str:
+        time.sleep(0.1)
+        return "".join(self.output[-lines:])
