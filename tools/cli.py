@@ -8,6 +8,7 @@ they are printed as one line and exit with status 2. Set SPLITLEAK_DEBUG=1 for t
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 # name -> (module, one-line help)
@@ -16,6 +17,7 @@ COMMANDS = {
     "train": ("splitleak.tools.cmd_train", "train the split target model and export TFLite"),
     "demo": ("splitleak.tools.cmd_demo", "the main job: lite target, broker, cloud head and edge node"),
     "broker": ("splitleak.tools.cmd_broker", "run an MQTT broker (amqtt or Mosquitto), with a profile"),
+    "attack": ("splitleak.tools.cmd_attack", "train, evaluate and run decoders that invert the mobile stage"),
     "edge": ("splitleak.tools.cmd_edge", "run an edge node: TFLite mobile stage, activations to MQTT"),
     "cloud": ("splitleak.tools.cmd_cloud", "run the cloud head: activations in, predictions out"),
     "bench": ("splitleak.tools.cmd_bench", "benchmarks with JSON output"),
@@ -36,8 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: every `finally` and ExitStack runs
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return args._module.run(args) or 0
     except KeyboardInterrupt:

@@ -1,0 +1,147 @@
+"""Score an attack's reconstructions against the originals, beside two trivial baselines.
+
+Baselines on the same images: a blank page (all zeros: ink = 1, paper = 0) and the attacker set's
+mean image — what an attacker gets from the activations without learning anything from them.
+Results go into eval.json as {"blackbox" | "whitebox": {split: result}}, with PNG grids beside it.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from splitleak.attack import blackbox, grids, metrics, store
+
+SPLITS = ("test", "attacker")
+SEED_TRAINING_LOSS = 0.0413  # the seed's final decoder training loss (MSE), for comparison
+THROUGHPUT_BATCH = 256
+
+
+def score(originals, recons, alphabets, attacker_mean, folder, prefix) -> dict:
+    """Metrics overall and per alphabet, baselines, and PNG grids written to `folder`."""
+    scores = metrics.per_image(originals, recons)
+    blank = np.zeros_like(originals)
+    mean = np.broadcast_to(attacker_mean, originals.shape).astype(np.float32)
+    return {
+        "n": int(len(originals)),
+        "reconstruction": metrics.summarise(scores),
+        "baselines": {"blank_page": metrics.evaluate(originals, blank),
+                      "attacker_mean_image": metrics.evaluate(originals, mean)},
+        "per_alphabet": metrics.per_group(scores, alphabets),
+        "grids": grids.first_and_extremes(folder, prefix, originals, recons, scores["mse"]),
+    }
+
+
+def throughput(decoder, activations: np.ndarray, frames: int = 2048, repeats: int = 3) -> float:
+    """Frames reconstructed per second in batches of THROUGHPUT_BATCH: best of a few passes."""
+    reps = int(np.ceil(frames / len(activations)))
+    batch = np.tile(activations, (reps, 1, 1, 1))[:frames]
+    blackbox.reconstruct(decoder, batch[:THROUGHPUT_BATCH], THROUGHPUT_BATCH)  # warm-up
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        blackbox.reconstruct(decoder, batch, THROUGHPUT_BATCH)
+        best = min(best, time.perf_counter() - start)
+    return float(len(batch) / best)
+
+
+def select(images, limit: int | None):
+    """The first `limit` images of an ImageSet (all when None)."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be a positive integer, got {limit}")
+    return images if limit is None else images.select(slice(0, limit))
+
+
+def training_images(proto, manifest: dict) -> np.ndarray:
+    """The surrogate images the decoder was fitted on (its hold-out removed)."""
+    images = select(proto.attacker, manifest["data"].get("limit")).images
+    return images[~blackbox.holdout_mask(images, manifest["config"]["val_percent"])]
+
+
+def evaluate_blackbox(attack_dir, split: str = "test", target=None, force: bool = False,
+                      omniglot_dir=None, limit: int | None = None) -> dict:
+    """Query the target on a split, reconstruct, score; write eval.json["blackbox"][split]."""
+    from splitleak.cloud.data import load_protocol
+    from splitleak.edge.runtime import MobileStage
+
+    if split not in SPLITS:
+        raise ValueError(f"unknown split '{split}'; expected one of {', '.join(SPLITS)}")
+    decoder, manifest = store.load_decoder(attack_dir)
+    stage = MobileStage(target or manifest["target"]["path"])
+    store.check_target(manifest, stage.sha256, force)
+    proto = load_protocol(manifest["data"]["protocol"], omniglot_dir)
+    images = select(getattr(proto, split), limit)
+    activations = blackbox.query(stage, images.images, f"query {split}")
+    recons = blackbox.reconstruct(decoder, activations)
+    attacker = select(proto.attacker, manifest["data"].get("limit")).images
+    result = {"target": {"path": str(stage.path), "sha256": stage.sha256,
+                         "matches_manifest": stage.sha256 == manifest["target"]["sha256"]}}
+    result |= score(images.images, recons, images.alphabets, attacker.mean(axis=0),
+                    attack_dir, f"blackbox-{split}")
+    own = training_images(proto, manifest)
+    own_recons = blackbox.reconstruct(decoder, blackbox.query(stage, own, "query training images"))
+    result["training_images"] = {"mse": float(np.mean((own - own_recons) ** 2)), "n": len(own),
+                                 "seed_final_training_loss": SEED_TRAINING_LOSS}
+    result["frames_per_s"] = {"batch": THROUGHPUT_BATCH, "value": throughput(decoder, activations)}
+    store.update_eval(attack_dir, "blackbox", split, result)
+    return result
+
+
+def evaluate_whitebox(run_dir, split: str = "test", limit: int | None = 64, cfg=None,
+                      attack_dir=None, omniglot_dir=None, capture_file=None) -> tuple[dict, Path]:
+    """Invert the run's mobile stage on a split by optimisation; write eval.json["whitebox"]."""
+    import tensorflow as tf
+
+    from splitleak.attack import whitebox
+    from splitleak.cloud import artifacts
+    from splitleak.cloud.data import load_protocol
+
+    if split not in SPLITS:
+        raise ValueError(f"unknown split '{split}'; expected one of {', '.join(SPLITS)}")
+    run_dir = Path(run_dir)
+    run = artifacts.read_json(run_dir / "manifest.json")
+    mobile_path = run_dir / "mobile.keras"
+    if not mobile_path.is_file():
+        raise FileNotFoundError(f"{mobile_path} not found; is {run_dir} a splitleak run directory?")
+    cfg = cfg or whitebox.WhiteboxConfig()
+    cfg.validate()
+    folder = Path(attack_dir) if attack_dir else run_dir / "whitebox"
+    if attack_dir and not folder.is_dir():
+        raise FileNotFoundError(f"attack directory not found: {folder}")
+    mobile = tf.keras.models.load_model(mobile_path, compile=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    if capture_file:  # the activations an eavesdropper recorded, not a split of ours
+        from splitleak.attack import replay
+
+        frames, rejected = replay.read_frames(capture_file, mobile.output_shape[1:])
+        frames = frames[:limit] if limit else frames
+        recons, trace = whitebox.invert(mobile, np.stack([f.as_float32() for f in frames]), cfg)
+        result = {"run": str(run_dir.resolve()), "config": cfg.as_dict(), "trace": trace}
+        result |= replay.summarise(frames, rejected, recons, folder, "whitebox-capture", capture_file)
+        return result, store.update_eval(folder, "whitebox", "capture", result)
+    proto = load_protocol(run["protocol"], omniglot_dir)
+    images = select(getattr(proto, split), limit)
+    activations = whitebox.intercepted(run_dir, mobile, images.images)
+    recons, trace = whitebox.invert(mobile, activations, cfg)
+    result = {"run": str(run_dir.resolve()), "config": cfg.as_dict(), "trace": trace}
+    result |= score(images.images, recons, images.alphabets,
+                    proto.attacker.images.mean(axis=0), folder, f"whitebox-{split}")
+    return result, store.update_eval(folder, "whitebox", split, result)
+
+
+def evaluate_capture(attack_dir, capture_file, truth=None, omniglot_dir=None) -> dict:
+    """Reconstruct a capture file's frames with the black-box decoder; eval.json["blackbox"]["capture"]."""
+    from splitleak.attack import replay
+    from splitleak.cloud.data import load_protocol
+
+    decoder, manifest = store.load_decoder(attack_dir)
+    frames, rejected = replay.read_frames(capture_file, decoder.input_shape[1:])
+    recons = blackbox.reconstruct(decoder, np.stack([f.as_float32() for f in frames]))
+    mean = None
+    if truth is not None:
+        proto = load_protocol(manifest["data"]["protocol"], omniglot_dir)
+        mean = select(proto.attacker, manifest["data"].get("limit")).images.mean(axis=0)
+    result = replay.summarise(frames, rejected, recons, attack_dir, "blackbox-capture",
+                              capture_file, truth, mean)
+    store.update_eval(attack_dir, "blackbox", "capture", result)
+    return result

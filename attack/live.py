@@ -1,0 +1,87 @@
+"""The live eavesdropper: an ordinary MQTT client that reconstructs what the devices see.
+
+It subscribes to the activation topic like any other client (on the `open` or `auth` profile,
+any account will do), decodes frames with the shared wire module, reconstructs them in batches
+with a trained decoder, and can save PNGs per node and sequence number, record the raw
+payloads as a capture file, and serve a live page.
+"""
+
+import base64
+import io
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from splitleak.attack.blackbox import reconstruct
+from splitleak.broker import capture, topics
+from splitleak.broker.inbox import FrameInbox
+from splitleak.broker.urls import connect, make_client
+
+log = logging.getLogger("splitleak.attack")
+
+
+def to_png(image: np.ndarray) -> bytes:
+    """A reconstruction (105, 105, 1) in [0, 1], ink = 1, as a PNG drawn black on white."""
+    pixels = np.round((1.0 - image[..., 0]) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+class Eavesdropper:
+    def __init__(self, decoder, broker: str, topic: str = topics.ALL_ACTIVATIONS, ca_file=None,
+                 protocol: str = "3.1.1", save_dir=None, record=None, batch: int = 64):
+        self.decoder, self.topic, self.batch = decoder, topic, batch
+        self.inbox = FrameInbox(decoder.input_shape[1:], log)
+        self.reconstructed = 0
+        self.nodes: dict[str, int] = {}
+        self.save_dir = Path(save_dir) if save_dir else None
+        self.record = open(record, "a") if record else None  # noqa: SIM115 (closed in stop)
+        self.page = None
+        self.client = make_client(broker, f"splitleak-attacker-{time.time_ns()}", ca_file=ca_file,
+                                  protocol=protocol)
+        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+        self.client.on_message = self.inbox.on_message
+
+    def stats(self) -> dict:
+        return {"seen": self.inbox.seen, "reconstructed": self.reconstructed,
+                "rejected": dict(self.inbox.rejected),
+                "rejected_total": sum(self.inbox.rejected.values()), "nodes": dict(self.nodes)}
+
+    def start(self) -> None:
+        connect(self.client)
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self.record:
+            self.record.close()
+
+    def serve(self, stop: threading.Event, max_frames: int | None = None) -> None:
+        """Reconstruct until `stop` is set (or `max_frames` frames were reconstructed)."""
+        while not stop.is_set() and (max_frames is None or self.reconstructed < max_frames):
+            self.handle(self.inbox.next_batch(self.batch))
+
+    def handle(self, messages: list[tuple[str, bytes]]) -> None:
+        if self.record:
+            self.record.writelines(capture.format_line(t, p) for t, p in messages)
+            self.record.flush()
+        frames = [f for f in (self.inbox.decode(t, p) for t, p in messages) if f is not None]
+        if not frames:
+            return
+        images = reconstruct(self.decoder, np.stack([f.as_float32() for f in frames]))
+        for frame, image in zip(frames, images, strict=True):
+            png = to_png(image)
+            if self.save_dir:
+                folder = self.save_dir / frame.node_id
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{frame.seq:06d}.png").write_bytes(png)
+            if self.page:
+                self.page.publish("frame", {"node": frame.node_id, "seq": frame.seq,
+                                            "png": base64.b64encode(png).decode()})
+            self.nodes[frame.node_id] = self.nodes.get(frame.node_id, 0) + 1
+        self.reconstructed += len(frames)

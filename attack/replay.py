@@ -1,0 +1,51 @@
+"""Offline replay: reconstruct the frames in a capture file (see broker/capture.py).
+
+A capture is what the eavesdropper recorded (`attack live --record`) or what
+`mosquitto_sub -t 'splitleak/+/activations' -F '%t %x'` printed. Frames are decoded with the
+shared wire module (bad ones are counted, not fatal) and reconstructed by a black-box decoder or
+by white-box inversion. With the true images (`truth`, indexed by sequence number, as the
+edge node streams them) the reconstructions are scored like any evaluation.
+"""
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from splitleak.attack import grids, live
+from splitleak.broker import capture
+from splitleak.broker.inbox import FrameInbox
+
+log = logging.getLogger("splitleak.attack")
+
+
+def read_frames(path, expect_shape=(1, 1, 32)) -> tuple[list, dict]:
+    """The valid frames of a capture file, and the rejected messages counted by reason."""
+    inbox = FrameInbox(expect_shape, log)
+    frames = [f for f in (inbox.decode(t, p) for t, p in capture.read(path)) if f is not None]
+    if not frames:
+        raise ValueError(f"{path} holds no valid activation frame "
+                         f"(rejected: {dict(inbox.rejected) or 'none'})")
+    return frames, dict(inbox.rejected)
+
+
+def summarise(frames, rejected: dict, recons: np.ndarray, folder, prefix: str, capture_path,
+              truth: np.ndarray | None = None, attacker_mean=None) -> dict:
+    """Write PNGs per node and sequence number and a grid; score against `truth` if given."""
+    from splitleak.attack.evaluate import score
+
+    folder = Path(folder)
+    for frame, image in zip(frames, recons, strict=True):
+        out = folder / prefix / frame.node_id
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{frame.seq:06d}.png").write_bytes(live.to_png(image))
+    result = {"capture": str(capture_path), "frames": len(frames), "rejected": rejected,
+              "nodes": dict(Counter(f.node_id for f in frames))}
+    if truth is None:
+        result["grids"] = [grids.save_grid(folder / f"{prefix}-first16.png",
+                                           [("reconstructed", recons[:16])]).name]
+        return result
+    originals = truth[np.array([f.seq for f in frames]) % len(truth)]
+    groups = np.array([f.node_id for f in frames])
+    return result | score(originals, recons, groups, attacker_mean, folder, prefix)

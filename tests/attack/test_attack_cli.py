@@ -1,0 +1,123 @@
+"""`splitleak attack train` and `eval`: attack directories, baselines, target checks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from splitleak.attack import store
+from splitleak.edge.runtime import sha256_file
+
+pytestmark = pytest.mark.slow  # each test trains or queries through the CLI
+
+
+def test_train_writes_attack_dir(attack_dir, run_dir):
+    assert sorted(p.name for p in attack_dir.iterdir() if not p.name.startswith(("eval", "b", "w"))) \
+        == ["decoder.keras", "history.json", "manifest.json"]
+    decoder, manifest = store.load_decoder(attack_dir)
+    assert decoder.output_shape == (None, 105, 105, 1)
+    assert manifest["target"]["sha256"] == sha256_file(run_dir / "mobile.tflite")
+    assert manifest["target"]["run_protocol"] == "lite" and manifest["target"]["in_run_manifest"]
+    assert manifest["data"] == manifest["data"] | {"protocol": "lite", "images": 48, "limit": 48}
+    assert manifest["config"]["arch"] == "upsample" and manifest["config"]["seed"] == 1
+    assert {"tensorflow", "numpy"} <= set(manifest["versions"])
+    assert manifest["artifacts"]["decoder.keras"] == sha256_file(attack_dir / "decoder.keras")
+    history = json.loads((attack_dir / "history.json").read_text())
+    assert len(history["epochs"]) == 1 and "val_mse" in history["epochs"][0]
+
+
+def test_existing_dir_refused_without_force(attack_dir, run_dir, cli_run, capsys):
+    before = sha256_file(attack_dir / "decoder.keras")
+    code = cli_run("attack", "train", "--target", run_dir / "mobile.tflite", "--epochs", 1,
+                   "--limit", 8, "--out", attack_dir)
+    assert code == 2 and "--force" in capsys.readouterr().err
+    assert sha256_file(attack_dir / "decoder.keras") == before
+
+
+def test_failed_training_leaves_nothing(tmp_path, run_dir, cli_run, monkeypatch, capsys):
+    from splitleak.attack import blackbox
+
+    def broken(*args, **kwargs):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(blackbox, "train", broken)
+    out = tmp_path / "attack"
+    assert cli_run("attack", "train", "--target", run_dir / "mobile.tflite", "--epochs", 1,
+                   "--limit", 8, "--out", out) == 2
+    assert "boom" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_force_replaces(tmp_path, run_dir, cli_run):
+    out = tmp_path / "attack"
+    args = ("attack", "train", "--target", run_dir / "mobile.tflite", "--arch", "seed",
+            "--epochs", 1, "--limit", 16, "--out", out)
+    assert cli_run(*args) == 0
+    assert cli_run(*args, "--force", "--seed", "2") == 0
+    assert store.load_manifest(out)["config"]["seed"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["attack"]  # no temp folders left
+
+
+def test_eval_scores_and_baselines(attack_dir, lite, cli_run):
+    assert cli_run("attack", "eval", attack_dir, "--limit", 20) == 0
+    result = json.loads((attack_dir / "eval.json").read_text())["blackbox"]["test"]
+    images = lite.test.images[:20]
+    attacker_mean = lite.attacker.images[:48].mean(axis=0)
+    assert result["n"] == 20
+    assert result["baselines"]["blank_page"]["mse"] == pytest.approx(np.mean(images ** 2), 1e-5)
+    assert result["baselines"]["attacker_mean_image"]["mse"] == pytest.approx(
+        np.mean((images - attacker_mean) ** 2), 1e-5)
+    assert set(result["per_alphabet"]) == set(lite.test.alphabets[:20])
+    assert sum(s["n"] for s in result["per_alphabet"].values()) == 20
+    assert 0 < result["reconstruction"]["mse"] < 1
+    own = result["training_images"]
+    assert 40 <= own["n"] < 48 and 0 < own["mse"] < 1 and own["seed_final_training_loss"] == 0.0413
+    assert result["frames_per_s"]["value"] > 0
+    for name in result["grids"]:
+        assert (attack_dir / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_refuses_another_target(attack_dir, other_run, cli_run, capsys):
+    other = other_run / "mobile.tflite"
+    code = cli_run("attack", "eval", attack_dir, "--target", other, "--limit", 4)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert sha256_file(other) in err
+    assert store.load_manifest(attack_dir)["target"]["sha256"] in err
+    assert cli_run("attack", "eval", attack_dir, "--target", other, "--limit", 4,
+                   "--split", "attacker", "--force") == 0
+    result = json.loads((attack_dir / "eval.json").read_text())["blackbox"]["attacker"]
+    assert result["target"]["matches_manifest"] is False
+
+
+def test_tampered_decoder_refused(tmp_path, attack_dir):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(attack_dir, copy)
+    with open(copy / "decoder.keras", "ab") as f:
+        f.write(b"x")
+    with pytest.raises(ValueError, match="sha256"):
+        store.load_decoder(copy)
+
+
+def test_user_errors_exit_2(tmp_path, cli_run, capsys):
+    assert cli_run("attack", "eval", tmp_path / "missing") == 2
+    assert "not found" in capsys.readouterr().err
+    assert cli_run("attack", "train", "--target", tmp_path / "x.tflite", "--epochs", 1) == 2
+    assert "not found" in capsys.readouterr().err
+    assert cli_run("attack", "train", "--target", tmp_path / "x.tflite", "--epochs", 0) == 2
+    assert "positive" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sub", ["train", "eval", "whitebox"])
+def test_help_is_cheap(sub):
+    import subprocess
+    import sys
+
+    code = ("import sys; from splitleak.tools import cli; "
+            "cli.COMMANDS.setdefault('attack', ('splitleak.tools.cmd_attack', 'x')); "
+            "parser = cli.build_parser(); assert 'tensorflow' not in sys.modules; "
+            f"parser.parse_args(['attack', '{sub}', '--help'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and "usage: splitleak attack" in done.stdout, done.stderr

@@ -1,0 +1,144 @@
+"""The live eavesdropper against a real broker stream, its page in Chromium, captures."""
+
+import json
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from splitleak.broker import topics, wire
+from splitleak.broker.server import free_port, start_broker
+from splitleak.broker.urls import connect, make_client
+from splitleak.tools.processes import Node
+from tests.conftest import splitleak
+from tests.headless import browser_tab
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def broker(request, tmp_path):
+    engine = getattr(request, "param", "amqtt")
+    with start_broker(engine, "open", free_port(), tmp_path / "broker") as running:
+        yield running
+
+
+@pytest.fixture
+def publisher(broker):
+    client = make_client(broker.url, "test-publisher")
+    connect(client)
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+def send_frames(client, node: str, n: int, start: int = 0) -> None:
+    rng = np.random.default_rng(start)
+    for seq in range(start, start + n):
+        activation = rng.random((1, 1, 32), dtype=np.float32)
+        frame = wire.Frame(node, seq, time.time(), activation)
+        client.publish(topics.activations(node), wire.encode(frame), qos=1).wait_for_publish(5)
+
+
+def send_junk(client, node: str) -> int:
+    good = wire.encode(wire.Frame(node, 99, time.time(), np.zeros((1, 1, 32), np.float32)))
+    junk = [b"XXXX" + good[4:], good[:20], wire.encode(wire.Frame(node, 98, time.time(),
+                                                                  np.zeros((1, 1, 16), np.float32)))]
+    for payload in junk:
+        client.publish(topics.activations(node), payload, qos=1).wait_for_publish(5)
+    return len(junk)
+
+
+def start_spy(attack_dir, broker, tmp_path, *extra) -> Node:
+    spy = Node("attacker", "attack", "live", "--decoder", attack_dir, "--broker", broker.url,
+               "--save", tmp_path / "saved", "--record", tmp_path / "capture.txt", "--json", *extra)
+    spy.wait_for("attacker: listening")
+    return spy
+
+
+@pytest.mark.parametrize("broker", ["amqtt", "mosquitto"], indirect=True)
+def test_live_attacker_reconstructs_stream_and_counts_junk(attack_dir, broker, publisher, tmp_path):
+    spy = start_spy(attack_dir, broker, tmp_path, "--count", 10)
+    try:
+        time.sleep(0.5)  # the subscription is made in on_connect
+        junk = send_junk(publisher, "cam1")
+        send_frames(publisher, "cam1", 6)
+        send_frames(publisher, "cam2", 4)
+        assert spy.wait(60) == 0, spy.tail()
+    finally:
+        spy.stop()
+    stats = json.loads(spy.output[-1])
+    assert stats["reconstructed"] == 10 and stats["rejected_total"] == junk
+    assert stats["seen"] == 10 + junk and stats["nodes"] == {"cam1": 6, "cam2": 4}
+    assert set(stats["rejected"]) == {"magic", "truncated", "shape"}
+    saved = sorted(p.relative_to(tmp_path / "saved").as_posix()
+                   for p in (tmp_path / "saved").rglob("*.png"))
+    assert saved[0] == "cam1/000000.png" and len(saved) == 10
+    assert Image.open(tmp_path / "saved/cam2/000003.png").size == (105, 105)
+    # The recording replays offline: the same frames reconstructed, the same junk rejected.
+    assert len((tmp_path / "capture.txt").read_text().splitlines()) == 10 + junk
+    result = splitleak("attack", "eval", attack_dir, "--from-capture", tmp_path / "capture.txt")
+    assert result.returncode == 0, result.stderr[-2000:]
+    capture = json.loads((attack_dir / "eval.json").read_text())["blackbox"]["capture"]
+    assert capture["frames"] == 10 and sum(capture["rejected"].values()) == junk
+
+
+def test_live_page_in_headless_chromium(attack_dir, broker, publisher, tmp_path):
+    spy = start_spy(attack_dir, broker, tmp_path, "--web", "127.0.0.1:0")
+    try:
+        url = next(line for line in spy.output if "live page at" in line).split()[-1]
+        with browser_tab() as tab:
+            tab.call("Page.navigate", url=url)
+            time.sleep(1.5)  # the page opens its event stream
+            send_frames(publisher, "cam7", 5)
+            deadline = time.monotonic() + 20
+            while tab.evaluate("document.querySelectorAll('figure.frame').length") < 5:
+                assert time.monotonic() < deadline, "reconstructions did not appear on the page"
+                time.sleep(0.2)
+            assert tab.evaluate("document.querySelector('.node h2').textContent") == "node cam7"
+            src = tab.evaluate("document.querySelector('figure.frame img').src")
+            assert src.startswith("data:image/png;base64,")
+            time.sleep(1.2)  # counters are pushed once a second
+            assert "reconstructed 5" in tab.evaluate("document.getElementById('stats').textContent")
+    finally:
+        spy.stop()
+
+
+def test_web_port_in_use_is_a_clear_error(attack_dir, broker):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = splitleak("attack", "live", "--decoder", attack_dir, "--broker", broker.url,
+                           "--web", f"127.0.0.1:{port}")
+    assert result.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+def test_capture_from_real_mosquitto_sub(attack_dir, run_dir, broker, lite, tmp_path):
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, image in enumerate(lite.test.images[:8]):
+        Image.fromarray(np.round((1 - image[..., 0]) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    capture = tmp_path / "sub.txt"
+    with capture.open("w") as out:
+        sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
+                                "-t", topics.ALL_ACTIVATIONS, "-F", "%t %x", "-C", "8"], stdout=out)
+        try:
+            time.sleep(0.5)
+            edge = splitleak("edge", "--model", run_dir / "mobile.tflite", "--broker", broker.url,
+                             "--node-id", "pi", "--source", f"folder:{folder}", "--json")
+            assert edge.returncode == 0, edge.stderr[-2000:]
+            assert sub.wait(30) == 0
+        finally:
+            sub.kill()
+    result = splitleak("attack", "eval", attack_dir, "--from-capture", capture,
+                       "--truth", f"folder:{folder}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    scored = json.loads((attack_dir / "eval.json").read_text())["blackbox"]["capture"]
+    assert scored["frames"] == 8 and scored["nodes"] == {"pi": 8}
+    assert 0 < scored["reconstruction"]["mse"] < 1 and scored["n"] == 8

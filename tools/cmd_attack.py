@@ -1,0 +1,191 @@
+"""Model inversion attacks on the mobile stage's activation.
+
+  train     black box: query the deployed TFLite stage on the attacker's surrogate images and
+            train a decoder from activations back to images (writes ATTACK_DIR)
+  eval      reconstruct a split through the target, score MSE/PSNR/SSIM against baselines
+  whitebox  optimisation-based inversion with the stage's weights (rMLE + total variation)
+  live      reconstruct the devices' inputs from the MQTT activation topic (cmd_attack_live)
+"""
+
+import argparse
+from pathlib import Path
+
+from splitleak.cloud.data import PROTOCOLS
+from splitleak.tools import cmd_attack_live as live
+from splitleak.tools.cmd_data import add_data_options
+
+ARCHS = ("upsample", "seed")  # keep in sync with splitleak.attack.decoders.ARCHS
+LOSSES = ("auto", "mse", "bce", "bce+ssim")
+SPLITS = ("test", "attacker")
+
+
+def add_arguments(parser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the list above
+    sub = parser.add_subparsers(dest="attack_command", required=True, metavar="SUBCOMMAND")
+
+    p = sub.add_parser("train", help="train a decoder by querying the target (black box)")
+    p.set_defaults(_attack=_train)
+    p.add_argument("--target", required=True, metavar="PATH.tflite",
+                   help="the deployed mobile stage, e.g. runs/lite/mobile.tflite")
+    p.add_argument("--protocol", choices=PROTOCOLS,
+                   help="whose attacker split to use (default: the target run's, else lite)")
+    p.add_argument("--arch", choices=ARCHS, default="upsample",
+                   help="decoder: upsample (ours, default) or seed (the seed's 4 deconvs)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--loss", choices=LOSSES, default="auto",
+                   help="auto: mse for seed, bce+ssim for upsample")
+    p.add_argument("--patience", type=int, default=8,
+                   help="early stopping on the held-out 5%% (0: train all epochs, as the seed)")
+    p.add_argument("--augment", action="store_true",
+                   help="query freshly augmented surrogate images every epoch")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", metavar="ATTACK_DIR",
+                   help="default: runs/attack-<protocol>-<arch>")
+    p.add_argument("--force", action="store_true", help="replace an existing ATTACK_DIR")
+    p.add_argument("--limit", type=int, help="use only the first N attacker images (tests)")
+    add_data_options(p)
+
+    p = sub.add_parser("eval", help="score a trained decoder on a split, beside baselines")
+    p.set_defaults(_attack=_eval)
+    p.add_argument("attack_dir", metavar="ATTACK_DIR")
+    p.add_argument("--split", choices=SPLITS, default="test")
+    p.add_argument("--target", metavar="PATH.tflite", help="default: the one in the manifest")
+    p.add_argument("--force", action="store_true",
+                   help="evaluate even if the target's sha256 differs from the manifest's")
+    p.add_argument("--limit", type=int, help="score only the first N images of the split")
+    p.add_argument("--from-capture", metavar="FILE",
+                   help="reconstruct the frames in a capture file instead of querying the target "
+                        "(made by `attack live --record`, or mosquitto_sub -F '%%t %%x')")
+    p.add_argument("--truth", metavar="SOURCE",
+                   help="with --from-capture: the images the edge streamed (an edge --source: "
+                        "lite-val, lite-test, folder:DIR, zip:FILE), to score against")
+    add_data_options(p)
+
+    p = sub.add_parser("whitebox", help="invert with the mobile stage's weights (rMLE + TV)")
+    p.set_defaults(_attack=_whitebox)
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="holds mobile.keras")
+    p.add_argument("--split", choices=SPLITS, default="test")
+    p.add_argument("--limit", type=int, default=64, help="first N images of the split")
+    p.add_argument("--steps", type=int, default=300, help="Adam steps per batch")
+    p.add_argument("--tv-weight", type=float, default=2.0, help="lambda of the TV prior")
+    p.add_argument("--lr", type=float, default=0.1, help="Adam learning rate")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--attack-dir", metavar="ATTACK_DIR",
+                   help="write eval.json there (default: RUN_DIR/whitebox/)")
+    p.add_argument("--from-capture", metavar="FILE",
+                   help="invert the frames of a capture file (first --limit) instead of a split")
+    add_data_options(p)
+
+    p = sub.add_parser("live", help="reconstruct live from the activation topic",
+                       description=live.__doc__)
+    live.add_arguments(p)
+    p.set_defaults(_attack=live.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return args._attack(args)
+
+
+def _positive(**values) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be a positive integer, got {value}")
+
+
+def _train(args) -> int:
+    _positive(epochs=args.epochs, batch=args.batch, limit=args.limit)
+    from splitleak.attack import blackbox, store
+    from splitleak.cloud.data import load_protocol
+    from splitleak.edge.runtime import MobileStage
+
+    target = store.target_info(args.target)
+    protocol = args.protocol or target["run_protocol"] or "lite"
+    out = Path(args.out or f"runs/attack-{protocol}-{args.arch}")
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} already exists; pass --force to replace it")
+    cfg = blackbox.TrainConfig(arch=args.arch, epochs=args.epochs, batch=args.batch,
+                               learning_rate=args.lr, loss=args.loss, augment=args.augment,
+                               patience=args.patience, seed=args.seed)
+    cfg.validate()
+    proto = load_protocol(protocol, args.omniglot_dir)
+    images = proto.attacker.images[:args.limit]
+    decoder, history = blackbox.train(MobileStage(target["path"]), images, cfg)
+    manifest = {
+        "attack": "black-box inverse network (He, Zhang & Lee, ACSAC 2019)",
+        "target": target,
+        "data": {"protocol": protocol, "source": proto.source, "split": "attacker",
+                 "images": int(len(images)), "limit": args.limit},
+        "config": cfg.__dict__ | {"loss": cfg.resolved_loss()},
+        "result": {k: history[k] for k in ("kept_epoch", "val_mse", "train_images",
+                                           "val_images")} | {"epochs_run": len(history["epochs"])},
+    }
+    store.save(out, decoder, history, manifest, args.force)
+    print(f"kept epoch {history['kept_epoch']} of {len(history['epochs'])}: held-out MSE "
+          f"{history['val_mse']:.4f} on {history['val_images']} images")
+    print(f"wrote {out}")
+    return 0
+
+
+def _eval(args) -> int:
+    _positive(limit=args.limit)
+    from splitleak.attack import evaluate
+
+    if args.from_capture:
+        return _eval_capture(args)
+    if args.truth:
+        raise ValueError("--truth goes with --from-capture")
+    result = evaluate.evaluate_blackbox(args.attack_dir, args.split, args.target, args.force,
+                                        args.omniglot_dir, args.limit)
+    _print_scores(result, f"black box on {args.split}")
+    own = result["training_images"]
+    print(f"  MSE on its {own['n']} training images: {own['mse']:.4f} "
+          f"(the seed's final training loss: {own['seed_final_training_loss']})")
+    fps = result["frames_per_s"]
+    print(f"  reconstruction speed: {fps['value']:.0f} frames/s (batch {fps['batch']})")
+    print(f"wrote {Path(args.attack_dir) / 'eval.json'}")
+    return 0
+
+
+def _eval_capture(args) -> int:
+    from splitleak.attack import evaluate
+    from splitleak.tools.cmd_edge import load_source
+
+    truth = load_source(args.truth, args.omniglot_dir) if args.truth else None
+    result = evaluate.evaluate_capture(args.attack_dir, args.from_capture, truth, args.omniglot_dir)
+    print(f"capture {args.from_capture}: {result['frames']} frames reconstructed from "
+          f"{len(result['nodes'])} node(s), rejected {result['rejected'] or 'none'}")
+    if truth is not None:
+        _print_scores(result, "black box on the captured frames")
+    print(f"wrote PNGs under {Path(args.attack_dir) / 'blackbox-capture'} and "
+          f"{Path(args.attack_dir) / 'eval.json'}")
+    return 0
+
+
+def _whitebox(args) -> int:
+    _positive(limit=args.limit, steps=args.steps, batch=args.batch)
+    from splitleak.attack import evaluate, whitebox
+
+    cfg = whitebox.WhiteboxConfig(steps=args.steps, learning_rate=args.lr,
+                                  tv_weight=args.tv_weight, batch=args.batch)
+    result, path = evaluate.evaluate_whitebox(args.run, args.split, args.limit, cfg,
+                                              args.attack_dir, args.omniglot_dir,
+                                              args.from_capture)
+    _print_scores(result, f"white box on {args.split}")
+    t = result["trace"]
+    print(f"  activation loss {t['initial']['activation']:.4f} -> {t['final']['activation']:.4f}")
+    print(f"wrote {path}")
+    return 0
+
+
+def _print_scores(result: dict, title: str) -> None:
+    print(f"{title} ({result['n']} images)          MSE     PSNR   SSIM")
+    rows = [("reconstruction", result["reconstruction"])]
+    rows += [(f"baseline: {k.replace('_', ' ')}", v) for k, v in result["baselines"].items()]
+    for name, s in rows:
+        psnr = f"{s['psnr']:6.2f}" if s["psnr"] is not None else "   inf"
+        print(f"  {name:<30} {s['mse']:.4f}  {psnr}  {s['ssim']:.3f}")
+    for name, s in result["per_alphabet"].items():
+        print(f"  {'  ' + name:<30} {s['mse']:.4f}  {s['psnr'] or float('inf'):6.2f}  "
+              f"{s['ssim']:.3f}")

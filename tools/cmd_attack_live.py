@@ -1,0 +1,63 @@
+"""`splitleak attack live`: reconstruct the devices' inputs from the activation topic, live."""
+
+import json
+import logging
+import signal
+import threading
+
+from splitleak.broker import topics
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--decoder", required=True, metavar="ATTACK_DIR",
+                        help="a decoder trained by `splitleak attack train`")
+    parser.add_argument("--broker", required=True, metavar="URL",
+                        help="mqtt://[user:pass@]host:port or mqtts://…")
+    parser.add_argument("--topic", default=topics.ALL_ACTIVATIONS, help="MQTT topic filter")
+    parser.add_argument("--ca", metavar="FILE", help="CA certificate for mqtts://")
+    parser.add_argument("--mqtt", choices=("3.1.1", "5"), default="3.1.1", help="MQTT version")
+    parser.add_argument("--web", metavar="HOST:PORT",
+                        help="serve the live page here (e.g. 127.0.0.1:8088; port 0 picks one)")
+    parser.add_argument("--save", metavar="DIR", help="write DIR/<node>/<seq>.png")
+    parser.add_argument("--record", metavar="FILE",
+                        help="append every raw message to a capture file ('<topic> <hex>')")
+    parser.add_argument("--count", type=int, help="stop after this many reconstructions")
+    parser.add_argument("--json", action="store_true", help="print the final counters as JSON")
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"--web expects HOST:PORT such as 127.0.0.1:8088, got {text!r}")
+    return host, int(port)
+
+
+def run(args) -> int:
+    from splitleak.attack.live import Eavesdropper
+    from splitleak.attack.livepage import LivePage
+    from splitleak.attack.store import load_decoder
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    web = _host_port(args.web) if args.web else None
+    decoder, _ = load_decoder(args.decoder)
+    spy = Eavesdropper(decoder, args.broker, args.topic, ca_file=args.ca, protocol=args.mqtt,
+                       save_dir=args.save, record=args.record)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if web:
+        spy.page = LivePage(*web, args.topic, spy.stats)
+        print(f"attacker: live page at {spy.page.url}", flush=True)
+    spy.start()
+    print(f"attacker: listening on {args.topic}", flush=True)
+    try:
+        spy.serve(stop, max_frames=args.count)
+    finally:
+        spy.stop()
+        if spy.page:
+            spy.page.stop()
+    s = spy.stats()
+    print(json.dumps(s) if args.json else
+          f"attacker: {s['seen']} frames seen, {s['reconstructed']} reconstructed, "
+          f"{s['rejected_total']} rejected {s['rejected'] or ''}", flush=True)
+    return 0
