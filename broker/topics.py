@@ -2,7 +2,8 @@
 
     splitleak/<node>/activations   edge -> cloud   wire frames (see `wire`), QoS 1
     splitleak/<node>/predictions   cloud -> edge   JSON predictions, QoS 1
-    splitleak/<node>/status        edge            retained b"online"; the last will is b"offline"
+    splitleak/<node>/status        edge            retained JSON (wire.encode_status): online with
+                                                   the model hash; the last will says offline
 
 A node id is one topic level: 1-64 bytes of UTF-8, printable, no whitespace and none of
 the MQTT special characters '/', '+', '#'.

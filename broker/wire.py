@@ -21,7 +21,8 @@ Activation frame, version 1, all integers little-endian:
 
 The whole frame is at most MAX_PAYLOAD bytes. `decode` checks every field and raises a
 `WireError` subclass whose `reason` ("magic", "version", "truncated", ...) is a short
-counter key. Predictions are small JSON objects (`encode_prediction`, `decode_prediction`).
+counter key. Predictions and node status are small JSON objects (`encode_prediction`,
+`decode_prediction`, `encode_status`, `decode_status`).
 """
 
 import json
@@ -104,6 +105,10 @@ class BadTimestamp(WireError):
 
 class BadPrediction(WireError):
     reason = "prediction"
+
+
+class BadStatus(WireError):
+    reason = "status"
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: numpy arrays do not compare to a single bool
@@ -276,18 +281,62 @@ def encode_prediction(node_id: str, seq: int, label: int, probs: list[float],
     return json.dumps(msg, separators=(",", ":")).encode("utf-8")
 
 
-def _reject_constant(name: str):
-    raise BadPrediction(f"prediction contains {name}, which is not valid JSON")
+def _json_object(payload: bytes, what: str, error: type[WireError]) -> dict:
+    """Parse a small JSON object (no NaN/Infinity); `error` says what is wrong."""
+    if len(payload) > MAX_PAYLOAD:
+        raise TooLarge(f"message is {len(payload)} bytes, the limit is {MAX_PAYLOAD}")
+
+    def reject_constant(name: str):
+        raise error(f"{what} contains {name}, which is not valid JSON")
+
+    try:
+        msg = json.loads(bytes(payload).decode("utf-8"), parse_constant=reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise error(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(msg, dict):
+        raise error(f"{what} must be a JSON object")
+    return msg
 
 
 def decode_prediction(payload: bytes) -> dict:
     """Parse a prediction into a dict with the keys in PREDICTION_KEYS."""
-    if len(payload) > MAX_PAYLOAD:
-        raise TooLarge(f"message is {len(payload)} bytes, the limit is {MAX_PAYLOAD}")
-    try:
-        msg = json.loads(bytes(payload).decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise BadPrediction(f"prediction is not valid JSON: {exc}") from None
-    if not isinstance(msg, dict):
-        raise BadPrediction("prediction must be a JSON object")
-    return _check_prediction(msg)
+    return _check_prediction(_json_object(payload, "prediction", BadPrediction))
+
+
+# --- node status: edge -> cloud, retained on splitleak/<node>/status -----------------------
+
+STATES = ("online", "offline")
+
+
+def _check_status(s: dict) -> dict:
+    if s.get("state") not in STATES:
+        raise BadStatus(f"status state must be one of {', '.join(STATES)}, got {s.get('state')!r}")
+    if s["state"] == "offline":
+        return {"state": "offline"}
+    sha, version, started = s.get("model_sha256"), s.get("wire_version"), s.get("started_at")
+    if not (isinstance(sha, str) and len(sha) == 64
+            and all(c in "0123456789abcdef" for c in sha)):
+        raise BadStatus(f"status model_sha256 must be 64 lowercase hex digits, got {sha!r}")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BadStatus(f"status wire_version must be an integer, got {version!r}")
+    if not _is_number(started):
+        raise BadTimestamp(f"status started_at must be a finite number, got {started!r}")
+    return {"state": "online", "model_sha256": sha, "wire_version": version,
+            "started_at": float(started)}
+
+
+def encode_status(state: str, model_sha256: str | None = None,
+                  started_at: float | None = None) -> bytes:
+    """A node's status as JSON: "online" carries the model hash, the wire version and the
+    time the node started streaming (a new start restarts its sequence numbers)."""
+    msg = {"state": state}
+    if state == "online":
+        msg.update(model_sha256=model_sha256, wire_version=VERSION, started_at=started_at)
+    _check_status(msg)
+    return json.dumps(msg, separators=(",", ":")).encode("utf-8")
+
+
+def decode_status(payload: bytes) -> dict:
+    """Parse a status message: {"state": "offline"} or "online" with model_sha256,
+    wire_version and started_at. The wire version is returned, not checked."""
+    return _check_status(_json_object(payload, "status", BadStatus))

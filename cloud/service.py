@@ -1,142 +1,320 @@
 """The cloud head as a service: activations in over MQTT, predictions out.
 
-Subscribes to `splitleak/+/activations` (QoS 1, persistent session), decodes each message with
-the shared wire module, runs the head in batches and publishes one prediction per frame,
-carrying the frame's sequence number. A bad message never stops the service: it is counted
-by reason and logged once per (reason, node).
+Subscribes to `splitleak/+/activations` and `splitleak/+/status` (QoS 1, persistent session),
+decodes each message with the shared wire module, runs the head in batches and publishes one
+prediction per frame, carrying the frame's sequence number.
+
+Model identity: a node's retained status names the sha256 of its mobile stage. A node whose
+hash is neither the run's mobile.tflite nor its mobile_int8.tflite (manifest.json "artifacts")
+is refused, logged once naming both hashes, and its frames are rejected as "model_mismatch".
+A node that never sent a status is served. A new `started_at` in a node's status starts a new
+sequence (the node restarted and counts from 0 again).
+
+A bad message never stops the service: it is counted by reason and logged once per
+(reason, node). A refused subscription (SUBACK 0x80) stops it with PermissionError.
 """
 
+import gc
 import logging
-import queue
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from pathlib import Path
 
 import numpy as np
 
 from splitleak.broker import topics, wire
-from splitleak.broker.urls import connect, make_client
+from splitleak.broker.urls import CallerLoop, acknowledged, connect, make_client, refusal_text
 from splitleak.cloud import artifacts
+from splitleak.edge.node import percentiles
 
 log = logging.getLogger("splitleak.cloud")
 
+MOBILE_MODELS = ("mobile.tflite", "mobile_int8.tflite")
+SUBSCRIPTIONS = [(topics.ALL_ACTIVATIONS, 1), (topics.ALL_STATUS, 1)]
+LATENCY_WINDOW = 100_000  # latency percentiles cover the last this many frames
+MAX_LOGGED = 10_000  # (reason, node) pairs logged once each; later ones are only counted
+
 
 class NodeStats:
-    """What one node has sent: sequence numbers seen, duplicates (QoS 1 is at-least-once)."""
+    """One node's sequence numbers: distinct frames, duplicates (QoS 1 is at-least-once), gaps.
+
+    Duplicates are recognised among the last WINDOW sequence numbers (redeliveries are
+    recent), which keeps memory bounded. `restart` begins a new sequence and keeps the counts.
+    """
+
+    WINDOW = 1 << 16
 
     def __init__(self):
-        self.seen: set[int] = set()
-        self.duplicates = 0
+        self.frames = self.duplicates = self.closed_gaps = 0
+        self.state = "unknown"
+        self.started_at = None
+        self._new_sequence()
+
+    def _new_sequence(self) -> None:
+        self.low = self.high = None
+        self.count = 0
+        self._recent: set[int] = set()
+        self._order: deque[int] = deque()
+
+    def restart(self) -> None:
+        self.closed_gaps += self._open_gaps()
+        self._new_sequence()
 
     def add(self, seq: int) -> bool:
-        if seq in self.seen:
+        """Record `seq`; False if it is a duplicate."""
+        if seq in self._recent:
             self.duplicates += 1
             return False
-        self.seen.add(seq)
+        self._recent.add(seq)
+        self._order.append(seq)
+        if len(self._order) > self.WINDOW:
+            self._recent.discard(self._order.popleft())
+        self.frames += 1
+        self.count += 1
+        self.low = seq if self.low is None else min(self.low, seq)
+        self.high = seq if self.high is None else max(self.high, seq)
         return True
 
+    def _open_gaps(self) -> int:
+        return max(0, self.high - self.low + 1 - self.count) if self.count else 0
+
     def gaps(self) -> int:
-        return (max(self.seen) - min(self.seen) + 1 - len(self.seen)) if self.seen else 0
+        """Sequence numbers missing between the lowest and highest seen, over all sequences."""
+        return self.closed_gaps + self._open_gaps()
+
+
+def load_head(path: Path, shape: tuple):
+    """The Keras head as a traced batch function: float32 (N, *shape) -> probabilities (N, C)."""
+    import tensorflow as tf
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; is {path.parent} a splitleak run directory?")
+    model = tf.keras.models.load_model(path, compile=False)
+    spec = tf.TensorSpec((None, *shape), tf.float32)
+    traced = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    traced(np.zeros((1, *shape), np.float32))  # trace now, not on the first frame
+    gc.freeze()  # TensorFlow's ~300k objects would make every full collection take ~100 ms
+    return lambda x: traced(x).numpy()
+
+
+def read_manifest(run_dir: Path) -> tuple[tuple, dict]:
+    """The activation shape and the accepted mobile-stage hashes (name -> sha256) of a run."""
+    manifest = artifacts.read_json(run_dir / "manifest.json")
+    try:
+        shape = tuple(manifest["activation"]["shape"])
+    except (KeyError, TypeError):
+        raise ValueError(f"{run_dir}/manifest.json has no activation shape: "
+                         "not a splitleak run") from None
+    hashes = manifest.get("artifacts") or {}
+    models = {name: hashes[name] for name in MOBILE_MODELS if name in hashes}
+    if not models:
+        log.warning("%s lists no mobile-stage hashes: node models are not checked", run_dir)
+    return shape, models
 
 
 class CloudHead:
-    def __init__(self, run_dir, broker: str, ca_file=None, batch: int = 64,
-                 client_id: str = "splitleak-cloud"):
-        import tensorflow as tf
+    """The service: `start()`, then `serve(stop)` until stopped, `stop()`, `summary()`.
 
-        run_dir = Path(run_dir)
-        manifest = artifacts.read_json(run_dir / "manifest.json")
-        self.shape = tuple(manifest["activation"]["shape"])
-        self.classes = manifest["classes"]
-        self.model = tf.keras.models.load_model(run_dir / "head.keras", compile=False)
+    One thread does everything: paho's callbacks run inside `serve` (a `CallerLoop`), so the
+    counters need no lock.
+    """
+
+    def __init__(self, run_dir, broker: str, ca_file=None, batch: int = 64,
+                 client_id: str = "splitleak-cloud", protocol: str = "3.1.1"):
+        self.run_dir = Path(run_dir)
+        self.shape, self.models = read_manifest(self.run_dir)
+        self.classify = load_head(self.run_dir / "head.keras", self.shape)
         self.batch = batch
-        self.inbox: queue.Queue = queue.Queue()
+        self.inbox: list[tuple[str, bytes]] = []  # filled by on_message during loop.step
         self.nodes: dict[str, NodeStats] = defaultdict(NodeStats)
+        self.refused_nodes: set[str] = set()
         self.rejected: Counter = Counter()
         self.accepted = 0
-        self.latencies: list[float] = []
+        self.predictions_refused = 0
+        self.latencies: deque = deque(maxlen=LATENCY_WINDOW)
         self.first_at = self.last_at = None
+        self.error: str | None = None
+        self.subscribed = False
         self._logged: set = set()
-        self.client = make_client(broker, client_id, ca_file=ca_file, persistent=True)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = lambda c, u, msg: self.inbox.put((msg.topic, msg.payload))
+        self._last_publish = None
+        self.client = make_client(broker, client_id, ca_file=ca_file, protocol=protocol,
+                                  persistent=True)
+        c = self.client
+        c.on_connect, c.on_subscribe = self._on_connect, self._on_subscribe
+        c.on_publish = self._on_publish
+        c.on_message = lambda c, u, msg: self.inbox.append((msg.topic, msg.payload))
+        self.loop = CallerLoop(self.client)
+
+    # --- paho callbacks: run in this thread from loop.step; they must not raise ---------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if not reason_code.is_failure:
-            client.subscribe(topics.ALL_ACTIVATIONS, qos=1)
+            client.subscribe(SUBSCRIPTIONS)
 
-    def start(self) -> None:
-        connect(self.client)
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        refused = [(topic, rc) for (topic, _), rc in zip(SUBSCRIPTIONS, reason_codes, strict=False)
+                   if rc.is_failure]
+        if refused:
+            self.error = (f"the broker refused the subscription to "
+                          f"{' and '.join(t for t, _ in refused)} ({refusal_text(refused[0][1])}):"
+                          " this user may not read them")
+        self.subscribed = True
 
-    def stop(self) -> None:
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        if reason_code.is_failure:
+            self.predictions_refused += 1
+            if self.predictions_refused == 1:
+                log.warning("the broker refused a prediction: %s; further ones are only "
+                            "counted", refusal_text(reason_code))
+
+    # --- running --------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect and subscribe; OSError if the broker is unreachable or refuses either."""
+        connect(self.client, thread=False)
+        if not self.loop.run_until(lambda: self.subscribed, timeout):
+            raise TimeoutError(f"the broker did not answer the subscription within {timeout:g} s")
+        self._check()
+
+    def _check(self) -> None:
+        if self.error:
+            raise PermissionError(self.error)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Wait (up to `timeout`) for the last prediction to be acknowledged, then disconnect."""
+        last = self._last_publish
+        if last is not None and self.client.is_connected():
+            self.loop.run_until(lambda: acknowledged(last), timeout)
         self.client.disconnect()
-        self.client.loop_stop()
 
-    def serve(self, stop: threading.Event, max_frames: int | None = None) -> None:
-        """Handle messages until `stop` is set (or `max_frames` frames were accepted)."""
+    def serve(self, stop: threading.Event, max_frames: int | None = None, report=None,
+              every: float = 5.0) -> None:
+        """Handle messages until `stop` is set (or `max_frames` were answered).
+
+        report(head), if given, is called every `every` seconds from this thread.
+        """
+        next_report = time.monotonic() + every
         while not stop.is_set() and (max_frames is None or self.accepted < max_frames):
-            try:
-                first = self.inbox.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            batch = [first]
-            while len(batch) < self.batch:
-                try:
-                    batch.append(self.inbox.get_nowait())
-                except queue.Empty:
-                    break
-            self.handle(batch)
+            self._check()
+            if report is not None and time.monotonic() >= next_report:
+                report(self)
+                next_report += every
+            self.loop.step(0.0 if self.inbox else 0.1)
+            batch, self.inbox[:] = self.inbox[:self.batch], self.inbox[self.batch:]
+            if batch:
+                self.handle(batch)
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
-        """Decode, classify and answer a batch of (topic, payload) messages."""
-        frames = [f for f in (self._decode(t, p) for t, p in messages) if f is not None]
-        if not frames:
-            return
-        probs = self.model(np.stack([f.as_float32() for f in frames]), training=False).numpy()
-        for frame, p in zip(frames, probs, strict=True):
-            published = time.time()
-            payload = wire.encode_prediction(frame.node_id, frame.seq, int(p.argmax()), p.tolist(),
-                                             frame.captured_at, published)
-            self.client.publish(topics.predictions(frame.node_id), payload, qos=1)
-            self.latencies.append(published - frame.captured_at)
-        self.last_at = time.monotonic()
-        self.first_at = self.first_at or self.last_at
+        """Handle a batch of (topic, payload): statuses in order, frames classified together."""
+        started = time.monotonic()
+        frames = []
+        for topic, payload in messages:
+            kind = topic.rsplit("/", 1)[-1]
+            if kind == "status":
+                self._status(topic, payload)
+            elif kind != "activations":  # amqtt 0.12 may send retained messages of any topic
+                self._reject("topic", "?", f"a message on {topic}, which was not subscribed to")
+            elif (frame := self._decode(topic, payload)) is not None:
+                frames.append(frame)
+        if frames:
+            self.first_at = self.first_at or started
+            self._answer(frames)
+            self.last_at = time.monotonic()
 
-    def _decode(self, topic: str, payload: bytes):
-        node = "?"
+    def _answer(self, frames: list[wire.Frame]) -> None:
+        probs = self.classify(np.stack([f.as_float32() for f in frames]))
+        for frame, p in zip(frames, probs, strict=True):
+            if not np.isfinite(p).all():
+                self._reject("head_output", frame.node_id, "the head returned non-finite "
+                             "probabilities for this activation")
+                continue
+            published = time.time()
+            payload = wire.encode_prediction(frame.node_id, frame.seq, int(p.argmax()),
+                                             p.tolist(), frame.captured_at, published)
+            self._last_publish = self.client.publish(topics.predictions(frame.node_id), payload,
+                                                     qos=1)
+            self.accepted += 1
+            self.latencies.append(published - frame.captured_at)
+
+    # --- checking messages ------------------------------------------------------------------
+
+    def _decode(self, topic: str, payload: bytes) -> wire.Frame | None:
         try:
             node = topics.node_from_topic(topic)
+        except ValueError as exc:  # a topic level that is not a node id
+            return self._reject("topic", "?", str(exc))
+        if node in self.refused_nodes:
+            return self._reject("model_mismatch", node, "the node runs another mobile stage")
+        try:
             frame = wire.decode(payload, expect_shape=self.shape)
             if frame.node_id != node:
                 raise wire.BadNodeId(f"frame says node {frame.node_id!r} but came on {topic}")
         except wire.WireError as exc:
-            self._reject(exc.reason, node, str(exc))
-            return None
-        except ValueError as exc:  # a topic outside splitleak/<node>/activations
-            self._reject("topic", node, str(exc))
-            return None
+            return self._reject(exc.reason, node, str(exc))
         if not self.nodes[node].add(frame.seq):
             return None  # a QoS 1 redelivery: already answered
-        self.accepted += 1
         return frame
+
+    def _status(self, topic: str, payload: bytes) -> None:
+        try:
+            node = topics.node_from_topic(topic)
+        except ValueError as exc:
+            self._reject("topic", "?", str(exc))
+            return
+        try:
+            status = wire.decode_status(payload)
+        except wire.WireError as exc:
+            self._reject(exc.reason, node, f"bad status: {exc}")
+            return
+        stats = self.nodes[node]
+        stats.state = status["state"]
+        log.info("node %s is %s", node, status["state"])
+        if status["state"] == "online":
+            self._check_model(node, status)
+            if status["started_at"] != stats.started_at:
+                stats.restart()
+                stats.started_at = status["started_at"]
+
+    def _check_model(self, node: str, status: dict) -> None:
+        """Refuse or accept `node` by the model and wire version its status announces."""
+        if status["wire_version"] != wire.VERSION:
+            log.warning("node %s speaks wire version %s, this cloud head reads version %s: its "
+                        "frames will be rejected; update the older side", node,
+                        status["wire_version"], wire.VERSION)
+        sha = status["model_sha256"]
+        if not self.models or sha in self.models.values():
+            if node in self.refused_nodes:
+                log.info("node %s now runs the expected mobile stage: accepted again", node)
+            self.refused_nodes.discard(node)
+            return
+        if node not in self.refused_nodes:
+            expected = " or ".join(f"{name} {h}" for name, h in self.models.items())
+            log.warning("refusing node %s: its mobile stage has sha256 %s, but %s expects %s; "
+                        "its frames are rejected (model_mismatch)", node, sha, self.run_dir,
+                        expected)
+        self.refused_nodes.add(node)
 
     def _reject(self, reason: str, node: str, message: str) -> None:
         self.rejected[reason] += 1
-        if (reason, node) not in self._logged:
+        if (reason, node) not in self._logged and len(self._logged) < MAX_LOGGED:
             self._logged.add((reason, node))
             log.warning("rejected a message from node %s (%s): %s; further ones are only counted",
                         node, reason, message)
 
     def summary(self) -> dict:
         seconds = (self.last_at - self.first_at) if self.first_at else 0.0
-        lat = np.array(self.latencies) * 1e3
+        nodes = {n: {"frames": s.frames, "gaps": s.gaps(), "duplicates": s.duplicates,
+                     "state": s.state, "refused": n in self.refused_nodes}
+                 for n, s in sorted(self.nodes.items())}
         return {
             "accepted": self.accepted,
-            "rejected": dict(self.rejected),
-            "nodes": {n: {"frames": len(s.seen), "gaps": s.gaps(), "duplicates": s.duplicates}
-                      for n, s in sorted(self.nodes.items())},
+            "rejected": dict(sorted(self.rejected.items())),
+            "duplicates": sum(n["duplicates"] for n in nodes.values()),
+            "gaps": sum(n["gaps"] for n in nodes.values()),
+            "predictions_refused": self.predictions_refused,
+            "nodes": nodes,
+            "seconds": round(seconds, 3),
             "frames_per_second": round(self.accepted / seconds, 1) if seconds > 0 else None,
-            "latency_ms": {q: round(float(np.percentile(lat, int(q[1:]))), 2)
-                           for q in ("p50", "p90", "p99")} if len(lat) else None,
+            "latency_ms": percentiles(np.array(self.latencies) * 1e3),
         }

@@ -2,8 +2,14 @@
 
 One paho client per node id (a `--fleet` of K nodes shares the interpreter), QoS 1, a
 persistent session and paho's unbounded local queue: a frame published while the broker is
-away waits on the device and is sent after the reconnect (1 s to 30 s backoff). The node
-exits only when every frame is acknowledged, or says how many were not.
+away waits on the device and is sent after the reconnect (1 s to 30 s backoff). The clients'
+network work runs in the streaming thread (`CallerLoop`), between frames.
+
+On every connect a node publishes its retained status (`wire.encode_status`: online, the
+model's sha256, the wire version, when it started); its last will says offline. With MQTT 5
+the broker's refusal of a frame (PUBACK 0x87 from an ACL) is counted apart from
+acknowledgements and streaming stops. At the end the node waits for the acknowledgements,
+then for the predictions, and reports both.
 """
 
 import logging
@@ -14,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from splitleak.broker import topics, wire
-from splitleak.broker.urls import BrokerConnectError, connect, make_client
+from splitleak.broker.urls import CallerLoop, acknowledged, connect, make_client, refusal_text, url_for_user
 from splitleak.edge.runtime import MobileStage
 
 log = logging.getLogger("splitleak.edge")
@@ -29,10 +35,14 @@ class EdgeConfig:
     count: int | None = None  # frames per node; None = the whole source once
     fleet: int = 1
     ca_file: str | None = None
+    protocol: str = "3.1.1"
+    credentials: dict[str, str] | None = None  # user -> password: each node logs in as itself
     ack_timeout: float = 120.0  # seconds to wait for the last acknowledgements
+    prediction_timeout: float = 10.0  # seconds to wait for the last predictions
     progress: bool = True
 
     def node_ids(self) -> list[str]:
+        """The node ids to emulate; checks the settings."""
         if self.fleet < 1:
             raise ValueError(f"--fleet must be at least 1, got {self.fleet}")
         if self.rate < 0:
@@ -41,95 +51,192 @@ class EdgeConfig:
             return [topics.check_node_id(self.node_id)]
         return [topics.check_node_id(f"{self.node_id}-{k}") for k in range(self.fleet)]
 
+    def url_for(self, node_id: str):
+        """The broker URL for `node_id`: logged in as the node id when credentials are given."""
+        if self.credentials is None:
+            return self.broker
+        return url_for_user(self.broker, node_id, self.credentials, "the credentials file")
+
 
 @dataclass
 class NodeLink:
-    """One node's MQTT client and its counters (updated from paho's thread)."""
+    """One node's MQTT client and its counters.
+
+    Everything runs in the streaming thread (paho's callbacks too, from `loop.step`), so the
+    counters need no lock. Were a paho thread used instead, its callbacks would run holding
+    paho's lock: taking one of ours there could deadlock against `publish`.
+    """
 
     node_id: str
-    client: object
+    client: object = None
+    loop: CallerLoop | None = None
+    online: bytes = b""  # this node's status message, sent at every connect
     sent: int = 0
     acked: int = 0
-    predictions: int = 0
+    refused: int = 0
+    refusal: str = ""  # the broker's reason for the first refused frame
+    bad_predictions: int = 0
+    foreign: int = 0  # messages on topics this node did not subscribe to
+    predictions: set = field(default_factory=set)  # sequence numbers answered
+    round_trips: list = field(default_factory=list)  # seconds, capture -> prediction here
     status_mids: set = field(default_factory=set)  # acks of status messages are not frames
 
+    @property
+    def topic(self) -> str:
+        return topics.activations(self.node_id)
 
-def _open_link(cfg: EdgeConfig, node_id: str) -> NodeLink:
-    client = make_client(cfg.broker, f"splitleak-edge-{node_id}", ca_file=cfg.ca_file,
-                         persistent=True)
-    client.will_set(topics.status(node_id), topics.OFFLINE, qos=1, retain=True)
-    link = NodeLink(node_id, client)
-
-    def on_connect(c, userdata, flags, reason_code, properties):
+    def on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
-            log.warning("%s: broker refused the connection (%s)", node_id, reason_code)
+            log.warning("%s: broker refused the connection (%s)", self.node_id, reason_code)
             return
         # No PUBACK is handled before this callback returns, so recording the mid here is safe.
-        link.status_mids.add(c.publish(topics.status(node_id), topics.ONLINE, qos=1, retain=True).mid)
-        c.subscribe(topics.predictions(node_id), qos=1)
+        info = client.publish(topics.status(self.node_id), self.online, qos=1, retain=True)
+        self.status_mids.add(info.mid)
+        client.subscribe(topics.predictions(self.node_id), qos=1)
 
-    def on_disconnect(c, userdata, flags, reason_code, properties):
+    def on_disconnect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
-            log.warning("%s: lost the broker (%s); queueing frames and reconnecting", node_id,
-                        reason_code)
+            log.warning("%s: lost the broker (%s); queueing frames and reconnecting",
+                        self.node_id, reason_code)
 
-    def on_publish(c, userdata, mid, reason_code, properties):
-        # paho calls this holding its own lock: take no lock of ours here (deadlock).
-        if mid in link.status_mids:
-            link.status_mids.discard(mid)
+    def on_publish(self, client, userdata, mid, reason_code, properties):
+        if mid in self.status_mids:
+            self.status_mids.discard(mid)
+            if reason_code.is_failure:
+                log.warning("%s: the broker refused the status message: %s", self.node_id,
+                            refusal_text(reason_code))
+        elif reason_code.is_failure:
+            self.refused += 1
+            self.refusal = self.refusal or refusal_text(reason_code)
         else:
-            link.acked += 1
+            self.acked += 1
 
-    def on_message(c, userdata, msg):
-        link.predictions += 1
+    def on_message(self, client, userdata, msg):
+        if msg.topic != topics.predictions(self.node_id):  # amqtt 0.12 leaks retained messages
+            if not self.foreign:
+                log.warning("%s: ignored a message on %s, which it did not subscribe to; further "
+                            "ones are only counted", self.node_id, msg.topic)
+            self.foreign += 1
+            return
+        try:
+            p = wire.decode_prediction(msg.payload)
+            if p["node_id"] != self.node_id:
+                raise wire.BadNodeId(f"prediction for {p['node_id']!r} came on {msg.topic}")
+        except wire.WireError as exc:
+            if not self.bad_predictions:
+                log.warning("%s: dropped a bad prediction (%s); further ones are only counted",
+                            self.node_id, exc)
+            self.bad_predictions += 1
+            return
+        if p["seq"] not in self.predictions:
+            self.predictions.add(p["seq"])
+            self.round_trips.append(time.time() - p["captured_at"])
 
-    client.on_connect, client.on_disconnect = on_connect, on_disconnect
-    client.on_publish, client.on_message = on_publish, on_message
-    connect(client)
-    return link
+    def open(self, cfg: EdgeConfig, online: bytes) -> None:
+        """Create the client, connect (blocking until CONNACK) and publish `online`."""
+        self.online = online
+        self.client = make_client(cfg.url_for(self.node_id), f"splitleak-edge-{self.node_id}",
+                                  ca_file=cfg.ca_file, protocol=cfg.protocol, persistent=True)
+        self.client.will_set(topics.status(self.node_id), wire.encode_status("offline"), qos=1,
+                             retain=True)
+        c = self.client
+        c.on_connect, c.on_disconnect = self.on_connect, self.on_disconnect
+        c.on_publish, c.on_message = self.on_publish, self.on_message
+        connect(self.client, thread=False)
+        self.loop = CallerLoop(self.client)
+
+    def close(self) -> None:
+        """Say offline (waiting up to 2 s for the broker to take it) and disconnect."""
+        if self.loop is None:
+            return
+        self.client.on_publish = None  # the counts are final; this status is not a frame
+        info = self.client.publish(topics.status(self.node_id), wire.encode_status("offline"),
+                                   qos=1, retain=True)
+        if self.client.is_connected():
+            self.loop.run_until(lambda: acknowledged(info), timeout=2)
+        self.client.disconnect()
+
+    def summary(self) -> dict:
+        return {"sent": self.sent, "acknowledged": self.acked, "refused": self.refused,
+                "predictions": len(self.predictions), "bad_predictions": self.bad_predictions,
+                "foreign_messages": self.foreign}
 
 
 def stream(cfg: EdgeConfig, images: np.ndarray) -> dict:
     """Publish the activations of `images` (cycled up to `count`) from every node; summary."""
-    node_ids = cfg.node_ids()
+    links = [NodeLink(n) for n in cfg.node_ids()]
     stage = MobileStage(cfg.model)
-    scale, zero = stage.output_quant
     count = cfg.count if cfg.count is not None else len(images)
     if count < 0 or len(images) == 0:
         raise ValueError("nothing to send: the source holds no images or --count is negative")
-    links = [_open_link(cfg, n) for n in node_ids]
-    start = time.monotonic()
+    online = wire.encode_status("online", stage.sha256, time.time())
     try:
-        for seq in tqdm(range(count), desc="edge frames", unit="frame", disable=not cfg.progress):
-            activation = stage.run_raw(images[seq % len(images)])
-            for link in links:
-                frame = wire.Frame(link.node_id, seq, time.time(), activation, scale, zero)
-                link.client.publish(topics.activations(link.node_id), wire.encode(frame), qos=1)
-                link.sent += 1
-            if cfg.rate:
-                time.sleep(max(0.0, start + (seq + 1) / cfg.rate - time.monotonic()))
-        _wait_for_acks(links, cfg.ack_timeout)
+        for link in links:
+            link.open(cfg, online)
+        seconds = _publish_all(cfg, stage, images, count, links)
+        _wait(links, lambda x: x.acked + x.refused >= x.sent, cfg.ack_timeout)
+        _wait(links, lambda x: len(x.predictions) >= x.acked, cfg.prediction_timeout)
     finally:
-        _close(links)
-    elapsed = time.monotonic() - start
-    sent, acked = sum(x.sent for x in links), sum(x.acked for x in links)
-    return {"nodes": len(links), "sent": sent, "acknowledged": acked, "unacknowledged": sent - acked,
-            "predictions_received": sum(x.predictions for x in links), "seconds": round(elapsed, 3),
-            "frames_per_second": round(sent / elapsed, 1) if elapsed else None,
-            "model_sha256": stage.sha256}
+        for link in links:
+            link.close()
+    return _summary(links, seconds, stage.sha256)
 
 
-def _wait_for_acks(links: list[NodeLink], timeout: float) -> None:
+def _publish_all(cfg: EdgeConfig, stage: MobileStage, images, count: int, links) -> float:
+    """Run the stage on each image once and publish it from every node, paced at cfg.rate.
+
+    The capture time in each frame is taken before the stage runs. Returns the seconds spent.
+    """
+    scale, zero = stage.output_quant
+    start = time.monotonic()
+    for seq in tqdm(range(count), desc="edge frames", unit="frame", disable=not cfg.progress):
+        captured = time.time()
+        activation = stage.run_raw(images[seq % len(images)])
+        for link in links:
+            frame = wire.Frame(link.node_id, seq, captured, activation, scale, zero)
+            link.client.publish(link.topic, wire.encode(frame), qos=1)
+            link.sent += 1
+        _pump(links, start + (seq + 1) / cfg.rate - time.monotonic() if cfg.rate else 0.0)
+        if any(x.refused for x in links):
+            log.warning("the broker refuses frames: stopping")
+            break
+    return time.monotonic() - start
+
+
+def _pump(links: list[NodeLink], seconds: float) -> None:
+    """Do the links' network work for `seconds` (at least one pass over them)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = max(0.0, deadline - time.monotonic())
+        for link in links:  # one link waits on its socket; several take turns, 1 ms each
+            link.loop.step(left if len(links) == 1 else min(left, 0.001))
+        if time.monotonic() >= deadline:
+            return
+
+
+def _wait(links: list[NodeLink], done, timeout: float) -> None:
+    """Pump the links until done(link) holds for each, or `timeout` s pass."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(x.acked < x.sent for x in links):
-        time.sleep(0.02)
+    while time.monotonic() < deadline and not all(done(x) for x in links):
+        _pump(links, 0.01)
 
 
-def _close(links: list[NodeLink]) -> None:
-    for link in links:
-        link.client.publish(topics.status(link.node_id), topics.OFFLINE, qos=1, retain=True)
-        link.client.disconnect()
-        link.client.loop_stop()
+def _summary(links: list[NodeLink], seconds: float, model_sha256: str) -> dict:
+    """Totals over the nodes (frames/s over the streaming time), and each node's counts."""
+    total = {key: sum(x.summary()[key] for x in links) for key in links[0].summary()}
+    trips = np.array([t for x in links for t in x.round_trips]) * 1e3
+    return {"nodes": len(links), **total,
+            "unacknowledged": total["sent"] - total["acknowledged"] - total["refused"],
+            "predictions_missing": total["acknowledged"] - total["predictions"],
+            "seconds": round(seconds, 3),
+            "frames_per_second": round(total["sent"] / seconds, 1) if seconds else None,
+            "round_trip_ms": percentiles(trips), "model_sha256": model_sha256,
+            "refusals": {x.topic: [x.refused, x.refusal] for x in links if x.refused},
+            "per_node": {x.node_id: x.summary() for x in links}}
 
 
-__all__ = ["EdgeConfig", "stream", "BrokerConnectError"]
+def percentiles(ms: np.ndarray) -> dict | None:
+    """p50, p90, p99 of milliseconds, rounded; None when there are none."""
+    if not len(ms):
+        return None
+    return {q: round(float(np.percentile(ms, int(q[1:]))), 2) for q in ("p50", "p90", "p99")}

@@ -1,8 +1,16 @@
-"""Benchmarks (JSON with --json). `tflite`: ms per image for Keras, TFLite float32 and int8."""
+"""Benchmarks (JSON with --json).
+
+`tflite`: ms per image for Keras, TFLite float32 and int8.
+`pipeline`: a broker, the cloud head and edge node(s) on this machine; frames per second,
+lost frames and latency from capture on the edge to the prediction published by the cloud.
+"""
 
 import json
 import platform
+import subprocess
 from pathlib import Path
+
+from splitleak.tools.cmd_data import add_data_options
 
 
 def add_arguments(parser) -> None:
@@ -12,6 +20,22 @@ def add_arguments(parser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", type=Path)
     p.add_argument("--runs", type=int, default=300, help="timed runs per engine")
     p.add_argument("--json", action="store_true", help="print JSON only")
+    p = sub.add_parser("pipeline", help="broker + cloud head + edge nodes: frames/s, loss, latency",
+                       description="Streams the lite validation images (cycled) from --fleet edge "
+                                   "nodes through a fresh broker to the cloud head. Lost = frames "
+                                   "sent minus predictions back at the edge; latency = capture on "
+                                   "the edge -> prediction published (cloud head).")
+    p.add_argument("--run", type=Path, default=Path("runs/lite"), metavar="RUN_DIR",
+                   help="a `splitleak train` run (default: runs/lite)")
+    p.add_argument("--engine", choices=("amqtt", "mosquitto"), default="mosquitto",
+                   help="broker (default: mosquitto)")
+    p.add_argument("--frames", type=int, default=5000, help="frames per node (default: 5000)")
+    p.add_argument("--fleet", type=int, default=1, metavar="K", help="edge nodes (default: 1)")
+    p.add_argument("--rate", type=float, default=0.0, metavar="HZ",
+                   help="frames per second per node (default: unpaced)")
+    p.add_argument("--batch", type=int, default=64, help="cloud head batch size, at most")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    add_data_options(p)
 
 
 def bench_tflite(args) -> dict:
@@ -32,7 +56,65 @@ def bench_tflite(args) -> dict:
             "threads": 1, "batch": 1, "results": results}
 
 
+def bench_pipeline(args) -> dict:
+    """Run the deployment once; the edge's and the cloud's summaries and the key numbers."""
+    from splitleak.tools.demo import Deployment
+
+    data = ["--omniglot-dir", args.omniglot_dir] if args.omniglot_dir else []
+    with Deployment(args.run, args.engine) as dep:
+        cloud = dep.start_cloud("--json", "--batch", args.batch)
+        edge = dep.start_edge("--source", "lite-val", "--count", args.frames, "--fleet",
+                              args.fleet, "--rate", args.rate, "--json", *data)
+        limit = max(600.0, args.frames * args.fleet / 50)
+        try:
+            code = edge.wait(limit)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"the edge node did not finish within {limit:g} s") from None
+        if code != 0:
+            raise OSError(f"the edge node failed: {edge.tail(1).strip()}")
+        cloud.stop()
+        edge_summary, cloud_summary = edge.json(), cloud.json()
+    return {"bench": "pipeline", "engine": args.engine, "machine": platform.machine(),
+            "frames_per_node": args.frames, "fleet": args.fleet, "rate_hz": args.rate,
+            "batch": args.batch, "sent": edge_summary["sent"],
+            "predictions_received": edge_summary["predictions"],
+            "lost": edge_summary["sent"] - edge_summary["predictions"],
+            "cloud_sequence_gaps": cloud_summary["gaps"],
+            "cloud_frames_per_second": cloud_summary["frames_per_second"],
+            "edge_frames_per_second": edge_summary["frames_per_second"],
+            "latency_ms": cloud_summary["latency_ms"],
+            "round_trip_ms": edge_summary["round_trip_ms"],
+            "edge": edge_summary, "cloud": cloud_summary}
+
+
+def _check_pipeline_args(args) -> None:
+    if args.frames < 1 or args.fleet < 1 or args.batch < 1 or args.rate < 0:
+        raise ValueError("--frames, --fleet and --batch must be positive, --rate zero or positive")
+    if not (args.run / "head.keras").is_file() or not (args.run / "mobile.tflite").is_file():
+        raise FileNotFoundError(f"{args.run} is not a finished run (no head.keras or "
+                                "mobile.tflite): run `splitleak train` or pass --run RUN_DIR")
+
+
+def _print_pipeline(r: dict) -> None:
+    lat, trip = r["latency_ms"] or {}, r["round_trip_ms"] or {}
+    print(f"pipeline ({r['engine']}, {r['fleet']} node(s) x {r['frames_per_node']} frames, "
+          f"rate {r['rate_hz'] or 'unpaced'}): sent {r['sent']}, predictions back "
+          f"{r['predictions_received']}, lost {r['lost']}, cloud sequence gaps "
+          f"{r['cloud_sequence_gaps']}")
+    print(f"  cloud {r['cloud_frames_per_second']} frames/s, edge {r['edge_frames_per_second']} "
+          f"frames/s; capture -> prediction published p50 {lat.get('p50')} ms, p99 "
+          f"{lat.get('p99')} ms; round trip to the edge p50 {trip.get('p50')} ms")
+
+
 def run(args) -> int:
+    if args.bench == "pipeline":
+        _check_pipeline_args(args)
+        report = bench_pipeline(args)
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            _print_pipeline(report)
+        return 0
     if args.runs < 1:
         raise ValueError("--runs must be a positive integer")
     if not (args.run_dir / "mobile.tflite").is_file():

@@ -1,7 +1,10 @@
 """Run the cloud head: classify every activation frame on the broker, publish predictions.
 
 Runs until Ctrl-C / SIGTERM (or --count frames), then prints what it accepted, rejected
-(by reason) and each node's sequence gaps.
+(by reason), each node's sequence gaps, the throughput and the latency percentiles (capture
+on the edge -> prediction published). Nodes whose status announces a mobile stage other than
+RUN_DIR's mobile.tflite or mobile_int8.tflite are refused. Exits 2 with one line when the
+broker cannot be reached, refuses the login or refuses the subscription.
 """
 
 import json
@@ -10,12 +13,14 @@ import signal
 import threading
 import time
 
+from splitleak.tools.cmd_edge import add_broker_options, credentials_from
+
+CLOUD_USER = "cloud"
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a `splitleak train` run")
-    parser.add_argument("--broker", required=True, metavar="URL",
-                        help="mqtt://[user:pass@]host:port or mqtts://…")
-    parser.add_argument("--ca", metavar="FILE", help="CA certificate for mqtts:// (verified)")
+    add_broker_options(parser, f"user {CLOUD_USER!r}")
     parser.add_argument("--batch", type=int, default=64, help="frames per head call, at most")
     parser.add_argument("--count", type=int, help="stop after this many frames")
     parser.add_argument("--stats", action="store_true",
@@ -23,38 +28,57 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
 
 
+def broker_url(args) -> str:
+    """--broker, logged in as the cloud user when --credentials is given."""
+    from splitleak.broker.urls import url_for_user
+
+    credentials = credentials_from(args)
+    if credentials is None:
+        return args.broker
+    return url_for_user(args.broker, CLOUD_USER, credentials, args.credentials).full()
+
+
 def run(args) -> int:
+    from splitleak.broker.urls import parse_url
     from splitleak.cloud.service import CloudHead
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
-    head = CloudHead(args.run, args.broker, ca_file=args.ca, batch=args.batch)
+    url = broker_url(args)
+    head = CloudHead(args.run, url, ca_file=args.ca, batch=args.batch, protocol=args.mqtt)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    head.start()
-    print(f"cloud: ready, subscribed to splitleak/+/activations on {args.broker}", flush=True)
-    if args.stats:
-        threading.Thread(target=_report, args=(head, stop), daemon=True).start()
     try:
-        head.serve(stop, max_frames=args.count)
+        head.start()
+        print(f"cloud: ready, subscribed to splitleak/+/activations on {parse_url(url)}",
+              flush=True)
+        head.serve(stop, max_frames=args.count, report=Reporter() if args.stats else None)
     finally:
         head.stop()
     summary = head.summary()
-    print(json.dumps(summary) if args.json else _describe(summary), flush=True)
+    print(json.dumps(summary) if args.json else describe(summary), flush=True)
     return 0
 
 
-def _report(head, stop: threading.Event, every: float = 5.0) -> None:
-    while not stop.wait(every):
-        print(_describe(head.summary()), flush=True)
+class Reporter:
+    """--stats: the summary line, plus the rate since the previous report."""
+
+    def __init__(self):
+        self.accepted, self.at = 0, time.monotonic()
+
+    def __call__(self, head) -> None:
+        now = time.monotonic()
+        rate = (head.accepted - self.accepted) / (now - self.at)
+        self.accepted, self.at = head.accepted, now
+        print(f"{describe(head.summary())}; last interval {rate:.1f} frames/s", flush=True)
 
 
-def _describe(s: dict) -> str:
+def describe(s: dict) -> str:
+    """One line from a cloud summary."""
     lat = s["latency_ms"] or {}
-    gaps = sum(n["gaps"] for n in s["nodes"].values())
     return (f"cloud: {s['accepted']} frames from {len(s['nodes'])} node(s), rejected "
-            f"{sum(s['rejected'].values())} {s['rejected'] or ''}, sequence gaps {gaps}, "
-            f"{s['frames_per_second']} frames/s, latency p50 {lat.get('p50')} ms "
-            f"p99 {lat.get('p99')} ms  [{time.strftime('%H:%M:%S')}]")
+            f"{sum(s['rejected'].values())} {s['rejected'] or ''}, sequence gaps {s['gaps']}, "
+            f"duplicates {s['duplicates']}, {s['frames_per_second']} frames/s, latency p50 "
+            f"{lat.get('p50')} ms p99 {lat.get('p99')} ms  [{time.strftime('%H:%M:%S')}]")

@@ -1,5 +1,6 @@
-"""The main job: train (or reuse) the lite target, then run broker, cloud head and edge node,
-and check the accuracy measured over MQTT against the same images classified offline."""
+"""The main job, end to end on one machine: train (or reuse) the lite target and a black-box
+decoder; run the broker, the cloud head, an eavesdropper and an edge node; check the accuracy
+measured over MQTT against the same images classified offline; write a report of what leaked."""
 
 from pathlib import Path
 
@@ -9,9 +10,18 @@ from splitleak.tools.cmd_data import add_data_options
 def add_arguments(parser) -> None:
     parser.add_argument("--run", metavar="RUN_DIR", default="runs/lite",
                         help="the lite run to reuse, or to train if missing (default: runs/lite)")
-    parser.add_argument("--epochs", type=int, default=20, help="epochs if training is needed")
+    parser.add_argument("--epochs", type=int, default=20, help="target epochs if training is needed")
+    parser.add_argument("--attack-dir", default="runs/attack-lite",
+                        help="the decoder to reuse, or to train if missing or stale")
+    parser.add_argument("--attack-epochs", type=int, default=40)
+    parser.add_argument("--no-attack", action="store_true", help="run the pipeline only")
+    parser.add_argument("--web", default="127.0.0.1:8088", metavar="HOST:PORT",
+                        help="the eavesdropper's live page (port 0 picks a free one)")
+    parser.add_argument("--rate", type=float, default=50.0, metavar="HZ",
+                        help="edge frames per second, slow enough to watch (0 = as fast as possible)")
     parser.add_argument("--count", type=int, help="frames to stream (default: all 409 validation)")
     parser.add_argument("--engine", choices=("amqtt", "mosquitto"), default="amqtt")
+    parser.add_argument("--out", default="runs/demo", help="report folder (default: runs/demo)")
     add_data_options(parser)
 
 
@@ -26,21 +36,47 @@ def ensure_run(run: Path, epochs: int, proto) -> None:
         train.run(proto, train.TrainConfig(epochs=epochs), run)
 
 
+def ensure_decoder(attack_dir: Path, run: Path, epochs: int) -> None:
+    """Reuse a decoder trained against this run's mobile.tflite, or train one (black box)."""
+    from splitleak.attack import store
+    from splitleak.edge.runtime import sha256_file
+    from splitleak.tools.cli import main
+
+    target = run / "mobile.tflite"
+    if (attack_dir / "manifest.json").is_file():
+        if store.load_manifest(attack_dir)["target"]["sha256"] == sha256_file(target):
+            print(f"reusing the decoder in {attack_dir}")
+            return
+        print(f"{attack_dir} was trained against another target: retraining it")
+    print(f"training a black-box decoder into {attack_dir} (up to {epochs} epochs)")
+    if main(["attack", "train", "--target", str(target), "--epochs", str(epochs),
+             "--out", str(attack_dir), "--force"]) != 0:
+        raise RuntimeError("training the decoder failed")
+
+
 def run(args) -> int:
     from splitleak.cloud import artifacts
     from splitleak.cloud.data import load_protocol
     from splitleak.tools.demo import run_pipeline
 
-    run_dir = Path(args.run)
+    run_dir, attack_dir = Path(args.run), Path(args.attack_dir)
     proto = load_protocol("lite", args.omniglot_dir)
     ensure_run(run_dir, args.epochs, proto)
     metrics = artifacts.read_json(run_dir / "metrics.json")
     print(f"lite target: validation accuracy {metrics['val_accuracy']:.3f} "
           f"(train {metrics['train_accuracy']:.3f}, best epoch {metrics['best_epoch']})")
-    result = run_pipeline(run_dir, proto, args.count, args.engine)
+    if not args.no_attack:
+        ensure_decoder(attack_dir, run_dir, args.attack_epochs)
+    result = run_pipeline(run_dir, proto, args.count, args.engine, rate=args.rate,
+                          attack_dir=None if args.no_attack else attack_dir, web=args.web,
+                          out=Path(args.out))
     print(f"over MQTT: {result['predictions_received']}/{result['frames']} predictions, accuracy "
           f"{result['mqtt_accuracy']:.4f}; offline on the same images {result['offline_accuracy']:.4f}"
           f"; agreement {result['agreement']:.4f}")
+    if "attacker" in result:
+        a = result["attacker"]
+        print(f"eavesdropper: {a['reconstructed']} of {a['seen']} frames reconstructed")
+        print(f"report: {result['report']}")
     ok = result["complete"] and result["agreement"] == 1.0
     print("demo: OK, the deployment answers exactly as the offline model" if ok else
           "demo: MISMATCH between the deployment and the offline model")

@@ -4,6 +4,12 @@ Sources: `lite-val` (the lite target's validation images: what the device classi
 `lite-test` (the attack-test images, Greek and Latin), `folder:DIR` (every PNG below DIR, sorted),
 `zip:FILE` (every PNG in a zip). Images are 105x105 Omniglot-style: black ink on white paper.
 Needs no TensorFlow.
+
+The node exits 0 once every frame is acknowledged (then it waits up to --wait seconds for the
+predictions), and 2 with one line saying why when the broker cannot be reached, refuses the
+login, or refuses frames (reported with --mqtt 5; MQTT 3.1.1 brokers drop them silently).
+With the tls profile each node must log in as its node id: pass the broker's credentials.json
+with --credentials, and for --fleet K start the broker with --node ID-0 … --node ID-(K-1).
 """
 
 import json
@@ -12,20 +18,45 @@ import logging
 from splitleak.tools.cmd_data import add_data_options
 
 SOURCES = "lite-val | lite-test | folder:DIR | zip:FILE"
+MQTT_VERSIONS = ("3.1.1", "5")
+
+
+def add_broker_options(parser, login: str) -> None:
+    """--broker, --ca, --mqtt and --credentials: how a node reaches the broker.
+
+    `login` says whom --credentials logs in as (shown in the help).
+    """
+    parser.add_argument("--broker", required=True, metavar="URL",
+                        help="mqtt://[user:pass@]host:port or mqtts://…")
+    parser.add_argument("--ca", metavar="FILE", help="CA certificate for mqtts:// (verified)")
+    parser.add_argument("--mqtt", choices=MQTT_VERSIONS, default="3.1.1",
+                        help="MQTT version (default 3.1.1); with 5 the broker says why it "
+                             "refuses a publish or subscription")
+    parser.add_argument("--credentials", metavar="FILE",
+                        help="the broker's credentials.json (user -> password, written by "
+                             f"`splitleak broker` into its --dir): log in as {login}, "
+                             "replacing any user:pass in the URL")
+
+
+def credentials_from(args) -> dict[str, str] | None:
+    """The --credentials file's user -> password map, or None without the option."""
+    from splitleak.broker import urls
+
+    return urls.read_credentials(args.credentials) if args.credentials else None
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, metavar="PATH.tflite", help="the mobile stage")
-    parser.add_argument("--broker", required=True, metavar="URL",
-                        help="mqtt://[user:pass@]host:port or mqtts://…")
-    parser.add_argument("--ca", metavar="FILE", help="CA certificate for mqtts:// (verified)")
+    add_broker_options(parser, "each node's id (the tls profile requires it)")
     parser.add_argument("--node-id", default="edge", help="this node's id (topic level)")
     parser.add_argument("--source", default="lite-val", help=SOURCES)
     parser.add_argument("--rate", type=float, default=0.0, metavar="HZ",
                         help="frames per second per node (default: as fast as possible)")
     parser.add_argument("--count", type=int, help="frames per node (default: the source once)")
     parser.add_argument("--fleet", type=int, default=1, metavar="K",
-                        help="emulate K nodes, ids <node-id>-0 … <node-id>-(K-1)")
+                        help="emulate K nodes, ids <node-id>-0 … <node-id>-(K-1), over one URL")
+    parser.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                        help="how long to wait for the last predictions (default: 10)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_data_options(parser)
 
@@ -51,14 +82,31 @@ def run(args) -> int:
     from splitleak.edge.node import EdgeConfig, stream
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.wait < 0:
+        raise ValueError(f"--wait must be zero or positive, got {args.wait}")
     cfg = EdgeConfig(model=args.model, broker=args.broker, node_id=args.node_id, rate=args.rate,
-                     count=args.count, fleet=args.fleet, ca_file=args.ca, progress=not args.json)
-    cfg.node_ids()  # check the settings before loading anything
+                     count=args.count, fleet=args.fleet, ca_file=args.ca, protocol=args.mqtt,
+                     credentials=credentials_from(args), prediction_timeout=args.wait,
+                     progress=not args.json)
+    for node in cfg.node_ids():  # check the settings before loading anything
+        cfg.url_for(node)
     summary = stream(cfg, load_source(args.source, args.omniglot_dir))
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary), flush=True)
     else:
         print(f"edge: {summary['nodes']} node(s) sent {summary['sent']} frames, "
-              f"{summary['acknowledged']} acknowledged, {summary['predictions_received']} "
-              f"predictions back, {summary['frames_per_second']} frames/s")
-    return 0 if summary["unacknowledged"] == 0 else 1
+              f"{summary['acknowledged']} acknowledged, {summary['refused']} refused, "
+              f"{summary['predictions']} predictions back, {summary['frames_per_second']} "
+              "frames/s", flush=True)
+    _check(summary)
+    return 0
+
+
+def _check(summary: dict) -> None:
+    """Raise the one-line error for refused or unacknowledged frames."""
+    refusals = [f"{n} frames on {topic}: {why}" for topic, (n, why) in summary["refusals"].items()]
+    if refusals:
+        raise PermissionError("the broker refused " + "; ".join(refusals))
+    if summary["unacknowledged"]:
+        raise TimeoutError(f"{summary['unacknowledged']} of {summary['sent']} frames were not "
+                           "acknowledged by the broker in time")

@@ -1,23 +1,113 @@
 """The demo deployment on one machine: broker, cloud head and edge node, then the check.
 
-Everything runs as it would on separate machines — the embedded amqtt broker in this process,
-the cloud head and the edge node as child processes talking MQTT over loopback — and the
-accuracy computed from the predictions that came back over MQTT is compared with the same
-images classified offline.
+Everything runs as it would on separate machines — the broker in this process (amqtt) or as
+a subprocess (Mosquitto), the cloud head and the edge nodes as child processes talking MQTT
+over loopback — and the accuracy computed from the predictions that came back over MQTT is
+compared with the same images classified offline. `Deployment` is the reusable part (the
+pipeline benchmark and the tests start their processes with it).
 """
 
+import logging
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
-from splitleak.broker import topics, wire
+from splitleak.broker import profiles, topics, wire
 from splitleak.broker.server import free_port, start_broker
 from splitleak.broker.urls import connect, make_client
+from splitleak.tools.cmd_cloud import describe
 from splitleak.tools.processes import Node
+
+log = logging.getLogger("splitleak.demo")
+
+
+class Deployment:
+    """A broker, plus cloud heads and edge nodes as child processes; a context manager.
+
+    On exit (errors included) every child gets SIGTERM (SIGKILL if it hangs) and the broker
+    stops. `restart_broker` stops the broker and starts it again on the same port and folder.
+    With the auth and tls profiles every node logs in through the broker's credentials.json.
+    """
+
+    def __init__(self, run_dir, engine: str = "amqtt", profile: str = "open", directory=None,
+                 nodes=profiles.DEFAULT_NODES):
+        self.run_dir = Path(run_dir)
+        self.engine, self.profile, self.nodes = engine, profile, tuple(nodes)
+        self.children: list[Node] = []
+        self.broker = None
+        self._stack = ExitStack()
+        try:
+            if directory is None:  # removed after everything stopped (the stack is LIFO)
+                directory = self._stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="splitleak-broker-"))
+            self._stack.callback(self._stop_all)
+            self.directory = Path(directory)
+            self.port = free_port()
+            self.start_broker()
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def __enter__(self) -> "Deployment":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def callback(self, fn, *args) -> None:
+        """Call fn(*args) on exit, before the children and the broker stop."""
+        self._stack.callback(fn, *args)
+
+    def start_broker(self):
+        self.broker = start_broker(self.engine, self.profile, self.port, self.directory,
+                                   nodes=self.nodes)
+        return self.broker
+
+    def restart_broker(self, kill: bool = False, pause: float = 0.0):
+        """Stop the broker (SIGKILL with kill=True, as a crash), wait `pause` s, start it again."""
+        if kill:
+            self.broker.kill()
+        else:
+            self.broker.stop()
+        time.sleep(pause)
+        return self.start_broker()
+
+    def _stop_all(self) -> None:
+        try:
+            for node in reversed(self.children):
+                node.stop()
+        finally:
+            if self.broker is not None:
+                self.broker.stop()
+
+    def login(self) -> list:
+        """Broker options for a node: the URL, the credentials file and the CA if needed."""
+        args = ["--broker", self.broker.url]
+        if self.profile != "open":
+            args += ["--credentials", self.directory / profiles.CREDENTIALS_FILE]
+        if self.broker.ca_file:
+            args += ["--ca", self.broker.ca_file]
+        return args
+
+    def start(self, name: str, *args, ready: str | None = None) -> Node:
+        """`splitleak *args` as a child; waits for a line containing `ready` if given."""
+        node = Node(name, *args)
+        self.children.append(node)
+        if ready:
+            node.wait_for(ready)
+        return node
+
+    def start_cloud(self, *args, run_dir=None) -> Node:
+        """A cloud head for `run_dir` (default: the deployment's), once it has subscribed."""
+        return self.start("cloud", "cloud", "--run", run_dir or self.run_dir, *self.login(),
+                          *args, ready="cloud: ready")
+
+    def start_edge(self, *args, model: str = "mobile.tflite") -> Node:
+        """An edge node running the run's `model`; pass --node-id, --source, --count, …"""
+        return self.start("edge", "edge", "--model", self.run_dir / model, *self.login(), *args)
 
 
 class PredictionLog:
@@ -25,24 +115,27 @@ class PredictionLog:
 
     def __init__(self, url: str):
         self.labels: dict[int, int] = {}
-        self.done = threading.Event()
-        self.expected = None
+        self.bad = 0
         self.client = make_client(url, f"splitleak-demo-{time.time_ns()}")
         self.client.on_connect = lambda c, *a: c.subscribe(topics.ALL_PREDICTIONS, qos=1)
         self.client.on_message = self._on_message
         connect(self.client)
 
     def _on_message(self, client, userdata, msg):
-        p = wire.decode_prediction(msg.payload)
+        try:
+            p = wire.decode_prediction(msg.payload)
+        except wire.WireError as exc:  # never raise in paho's thread: it would stop
+            self.bad += 1
+            log.warning("dropped a bad prediction: %s", exc)
+            return
         self.labels[p["seq"]] = p["label"]
-        if self.expected is not None and len(self.labels) >= self.expected:
-            self.done.set()
 
     def wait_for(self, n: int, timeout: float) -> bool:
-        self.expected = n
-        if len(self.labels) >= n:
-            self.done.set()
-        return self.done.wait(timeout)
+        """Wait until predictions for `n` sequence numbers have arrived; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while len(self.labels) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return len(self.labels) >= n
 
     def close(self):
         self.client.disconnect()
@@ -60,36 +153,71 @@ def offline_labels(run_dir: Path, images: np.ndarray) -> np.ndarray:
     return head.predict(activations, verbose=0).argmax(axis=1)
 
 
+def start_attacker(dep: Deployment, attack_dir, web: str, save: Path, count: int) -> Node:
+    """The eavesdropper: an ordinary subscriber of the activation topic, with its live page."""
+    spy = dep.start("attacker", "attack", "live", "--decoder", attack_dir, "--broker",
+                    dep.broker.url, "--web", web, "--save", save, "--count", count, "--json",
+                    ready="attacker: listening")
+    page = next((line.split()[-1] for line in spy.output if "live page at" in line), None)
+    print(f"attacker: pid {spy.proc.pid}, live page at {page}", flush=True)
+    return spy
+
+
+def saved_reconstructions(folder: Path, node: str, count: int) -> np.ndarray:
+    """The PNGs the eavesdropper saved for `node`, by sequence number, as images (ink = 1)."""
+    from splitleak.edge.omniglot import ink_from_png
+
+    return np.stack([ink_from_png((folder / node / f"{seq:06d}.png").read_bytes())
+                     for seq in range(count)])
+
+
 def run_pipeline(run_dir: Path, proto, count: int | None = None, engine: str = "amqtt",
-                 timeout: float = 300.0) -> dict:
-    """Stream the target's validation images through MQTT; return accuracies and node summaries."""
+                 timeout: float = 300.0, rate: float = 0.0, attack_dir=None,
+                 web: str = "127.0.0.1:0", out: Path | None = None) -> dict:
+    """Stream the target's validation images through MQTT; return accuracies and summaries.
+
+    With `attack_dir`, an eavesdropper reconstructs the stream into out/reconstructions.
+    """
     images, labels = proto.val.images, proto.labels(proto.val)
     count = min(count or len(images), len(images))
-    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="splitleak-broker-") as tmp:
-        broker = stack.enter_context(start_broker(engine, "open", free_port(), tmp))
-        print(f"broker: {engine} at {broker.url}")
-        cloud = Node("cloud", "cloud", "--run", run_dir, "--broker", broker.url)
-        stack.callback(cloud.stop)
-        cloud.wait_for("cloud: ready")
+    node = "demo-node"
+    with Deployment(run_dir, engine) as dep:
+        print(f"broker: {engine} at {dep.broker.url}")
+        cloud = dep.start_cloud("--json")
         print(f"cloud head: pid {cloud.proc.pid}, subscribed")
-        log = PredictionLog(broker.url)
-        stack.callback(log.close)
-        edge = Node("edge", "edge", "--model", run_dir / "mobile.tflite", "--broker", broker.url,
-                    "--node-id", "demo-node", "--source", "lite-val", "--count", count, "--json")
-        stack.callback(edge.stop)
-        print(f"edge node: pid {edge.proc.pid}, streaming {count} validation images")
+        spy = None
+        if attack_dir:
+            spy = start_attacker(dep, attack_dir, web, out / "reconstructions", count)
+        predictions = PredictionLog(dep.broker.url)
+        dep.callback(predictions.close)
+        edge = dep.start_edge("--node-id", node, "--source", "lite-val", "--count", count,
+                              "--rate", rate, "--json")
+        print(f"edge node: pid {edge.proc.pid}, streaming {count} validation images"
+              + (f" at {rate:g} Hz" if rate else ""), flush=True)
         if edge.wait(timeout) != 0:
             raise RuntimeError(f"the edge node failed:\n{edge.tail()}")
-        complete = log.wait_for(count, timeout=60)
+        complete = predictions.wait_for(count, timeout=60)
         cloud.stop()
-        print("".join(line for line in cloud.output if line.startswith("cloud:")).strip())
-    got = np.array([log.labels.get(i, -1) for i in range(count)])
+        cloud_summary, edge_summary = cloud.json(), edge.json()
+        print(describe(cloud_summary))
+        if spy is not None and spy.wait(60) != 0:
+            raise RuntimeError(f"the eavesdropper failed:\n{spy.tail()}")
+    got = np.array([predictions.labels.get(i, -1) for i in range(count)])
     expected = offline_labels(run_dir, images[:count])
-    return {
+    result = {
         "frames": count,
-        "predictions_received": len(log.labels),
+        "predictions_received": len(predictions.labels),
         "complete": complete,
         "mqtt_accuracy": float(np.mean(got == labels[:count])),
         "offline_accuracy": float(np.mean(expected == labels[:count])),
         "agreement": float(np.mean(got == expected)),
+        "cloud": cloud_summary,
+        "edge": edge_summary,
     }
+    if spy is not None:
+        from splitleak.tools import report
+
+        result["attacker"] = spy.json()
+        recons = saved_reconstructions(out / "reconstructions", node, count)
+        result["report"] = str(report.write(out, images[:count], recons, result, result["attacker"]))
+    return result

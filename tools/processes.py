@@ -1,5 +1,6 @@
 """Start splitleak nodes as child processes and always stop them again."""
 
+import json
 import os
 import queue
 import signal
@@ -20,7 +21,8 @@ class Node:
                                      start_new_session=True)  # Ctrl-C reaches us, we stop it
         self.lines: queue.Queue = queue.Queue()
         self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -60,3 +62,13 @@ class Node:
     def tail(self, lines: int = 15) -> str:
         time.sleep(0.1)
         return "".join(self.output[-lines:])
+
+    def json(self, timeout: float = 20.0) -> dict:
+        """The last JSON object the process printed (its --json summary); waits for it to end."""
+        self.proc.wait(timeout)
+        self._reader.join(timeout)
+        for line in reversed(self.output):
+            if line.startswith("{"):
+                return json.loads(line)
+        raise RuntimeError(f"{self.name} (exit code {self.proc.returncode}) printed no JSON "
+                           f"summary:\n{self.tail()}")

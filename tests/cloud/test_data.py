@@ -4,9 +4,9 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
+
 from splitleak.cloud.data import imageset_from_tfds, load_protocol
 from splitleak.edge.omniglot import content_hashes
-
 from tests.conftest import splitleak
 
 

@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 import pytest
-from splitleak.edge.runtime import MobileStage, sha256_file
 
+from splitleak.edge.runtime import MobileStage, sha256_file
 from tests.conftest import splitleak
 
 ARTIFACTS = {"mobile.keras", "head.keras", "mobile.tflite", "mobile_int8.tflite",

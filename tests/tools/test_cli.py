@@ -1,8 +1,8 @@
 import json
 
 import pytest
-from splitleak.tools.cli import COMMANDS, build_parser
 
+from splitleak.tools.cli import COMMANDS, build_parser
 from tests.conftest import splitleak
 
 

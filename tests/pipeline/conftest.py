@@ -1,0 +1,51 @@
+"""Fixtures for the pipeline tests: deployments that always stop, a quick image source."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from splitleak.tools.demo import Deployment
+
+HAS_MOSQUITTO = bool(shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin"))
+NEEDS_MOSQUITTO = pytest.mark.skipif(not HAS_MOSQUITTO, reason="mosquitto is not installed")
+ENGINES = ["amqtt", pytest.param("mosquitto", marks=NEEDS_MOSQUITTO)]
+
+
+@pytest.fixture(scope="session")
+def png_source(lite, tmp_path_factory) -> str:
+    """`folder:DIR` of 20 validation images as upstream-style PNGs (black ink on white):
+    an edge --source that loads in milliseconds, unlike lite-val."""
+    folder = tmp_path_factory.mktemp("pngs")
+    for i, image in enumerate(lite.val.images[:20]):
+        pixels = np.round((1.0 - image[..., 0]) * 255).astype(np.uint8)
+        Image.fromarray(pixels, mode="L").save(folder / f"{i:03d}.png")
+    return f"folder:{folder}"
+
+
+@pytest.fixture
+def deploy(tiny_run):
+    """deploy(engine, profile="open", **kw) -> Deployment of tiny_run; all stopped at the end."""
+    made = []
+
+    def start(engine, profile="open", **kwargs) -> Deployment:
+        dep = Deployment(kwargs.pop("run_dir", tiny_run), engine, profile, **kwargs)
+        made.append(dep)
+        return dep
+
+    yield start
+    for dep in made:
+        dep.__exit__(None, None, None)
+
+
+def with_other_int8_hash(run_dir: Path, out: Path) -> Path:
+    """A copy of `run_dir` whose manifest expects another mobile_int8.tflite: an edge running
+    the real int8 model then has a model the cloud must refuse."""
+    shutil.copytree(run_dir, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["artifacts"]["mobile_int8.tflite"] = "0" * 64
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
