@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Offline copy of Omniglot beside the project, if there is one; otherwise tensorflow-datasets downloads it.
 export SPLITLEAK_OMNIGLOT_DIR ?= $(wildcard $(abspath ../shared/data/omniglot))
 
-.PHONY: venv demo test lint edge-check clean
+.PHONY: venv system-deps demo test lint edge-check clean
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,23 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip check
 	touch $@
 
+# System packages the tests use: a real Mosquitto broker and its clients, Chromium for the live page.
+SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_sub:mosquitto-clients chromium:chromium
+system-deps:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing$$missing (Debian packages)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
+	    || { echo "could not install$$missing: run apt-get install -y$$missing as root"; exit 1; }; \
+	fi
+
 demo: venv
 	$(BIN)/splitleak demo
 
-test: venv
+test: venv system-deps
 	$(BIN)/python -m pytest
 
 lint: venv

@@ -1,7 +1,9 @@
-"""Receive activation frames from MQTT in batches; count and log (once) what is rejected.
+"""Receiving activation frames: strict decoding and rejections counted by reason.
 
-Shared by every subscriber of activations (the cloud head, the eavesdropper): paho's thread
-only queues raw messages, the subscriber's own thread drains and decodes them.
+Shared by every subscriber of activations (the cloud head, the eavesdropper, offline replay).
+`Rejections` counts bad messages by reason and logs each (reason, node) pair once, so a flood
+of junk never floods the log. `FrameInbox` adds a queue for subscribers that let paho's own
+network thread receive: it only queues raw messages, the subscriber's thread decodes them.
 """
 
 import logging
@@ -10,15 +12,40 @@ from collections import Counter
 
 from splitleak.broker import topics, wire
 
+MAX_LOGGED = 10_000  # (reason, node) pairs logged once each; later ones are only counted
+
+
+class Rejections(Counter):
+    """reason -> count; calling it records one rejection and logs the first per (reason, node)."""
+
+    def __init__(self, log: logging.Logger):
+        super().__init__()
+        self.log = log
+        self._logged: set = set()
+
+    def __call__(self, reason: str, node: str, message: str) -> None:
+        self[reason] += 1
+        if (reason, node) not in self._logged and len(self._logged) < MAX_LOGGED:
+            self._logged.add((reason, node))
+            self.log.warning("rejected a message from node %s (%s): %s; further ones are only "
+                             "counted", node, reason, message)
+
+
+def decode_frame(topic: str, payload: bytes, expect_shape) -> wire.Frame:
+    """The frame in a message on splitleak/<node>/activations; WireError if it is not valid."""
+    node = topics.node_from_topic(topic)
+    frame = wire.decode(payload, expect_shape=expect_shape)
+    if frame.node_id != node:
+        raise wire.BadNodeId(f"frame says node {frame.node_id!r} but came on {topic}")
+    return frame
+
 
 class FrameInbox:
     def __init__(self, expect_shape: tuple, log: logging.Logger):
         self.expect_shape = tuple(expect_shape)
-        self.log = log
         self.queue: queue.Queue = queue.Queue()
         self.seen = 0
-        self.rejected: Counter = Counter()
-        self._logged: set = set()
+        self.rejected = Rejections(log)
 
     def on_message(self, client, userdata, msg) -> None:
         """paho callback: queue the message, nothing else (never blocks the network thread)."""
@@ -40,22 +67,13 @@ class FrameInbox:
     def decode(self, topic: str, payload: bytes) -> wire.Frame | None:
         """The frame in a message, or None (counted by reason) if it is not a valid one."""
         self.seen += 1
-        node = "?"
         try:
             node = topics.node_from_topic(topic)
-            frame = wire.decode(payload, expect_shape=self.expect_shape)
-            if frame.node_id != node:
-                raise wire.BadNodeId(f"frame says node {frame.node_id!r} but came on {topic}")
-            return frame
-        except wire.WireError as exc:
-            self.reject(exc.reason, node, str(exc))
         except ValueError as exc:  # a topic outside splitleak/<node>/...
-            self.reject("topic", node, str(exc))
-        return None
-
-    def reject(self, reason: str, node: str, message: str) -> None:
-        self.rejected[reason] += 1
-        if (reason, node) not in self._logged:
-            self._logged.add((reason, node))
-            self.log.warning("rejected a message from node %s (%s): %s; further ones are only "
-                             "counted", node, reason, message)
+            self.rejected("topic", "?", str(exc))
+            return None
+        try:
+            return decode_frame(topic, payload, self.expect_shape)
+        except wire.WireError as exc:
+            self.rejected(exc.reason, node, str(exc))
+            return None

@@ -18,12 +18,13 @@ import gc
 import logging
 import threading
 import time
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from pathlib import Path
 
 import numpy as np
 
 from splitleak.broker import topics, wire
+from splitleak.broker.inbox import Rejections, decode_frame
 from splitleak.broker.urls import CallerLoop, acknowledged, connect, make_client, refusal_text
 from splitleak.cloud import artifacts
 from splitleak.edge.node import percentiles
@@ -33,7 +34,6 @@ log = logging.getLogger("splitleak.cloud")
 MOBILE_MODELS = ("mobile.tflite", "mobile_int8.tflite")
 SUBSCRIPTIONS = [(topics.ALL_ACTIVATIONS, 1), (topics.ALL_STATUS, 1)]
 LATENCY_WINDOW = 100_000  # latency percentiles cover the last this many frames
-MAX_LOGGED = 10_000  # (reason, node) pairs logged once each; later ones are only counted
 
 
 class NodeStats:
@@ -129,14 +129,13 @@ class CloudHead:
         self.inbox: list[tuple[str, bytes]] = []  # filled by on_message during loop.step
         self.nodes: dict[str, NodeStats] = defaultdict(NodeStats)
         self.refused_nodes: set[str] = set()
-        self.rejected: Counter = Counter()
+        self.rejected = Rejections(log)
         self.accepted = 0
         self.predictions_refused = 0
         self.latencies: deque = deque(maxlen=LATENCY_WINDOW)
         self.first_at = self.last_at = None
         self.error: str | None = None
         self.subscribed = False
-        self._logged: set = set()
         self._last_publish = None
         self.client = make_client(broker, client_id, ca_file=ca_file, protocol=protocol,
                                   persistent=True)
@@ -247,9 +246,7 @@ class CloudHead:
         if node in self.refused_nodes:
             return self._reject("model_mismatch", node, "the node runs another mobile stage")
         try:
-            frame = wire.decode(payload, expect_shape=self.shape)
-            if frame.node_id != node:
-                raise wire.BadNodeId(f"frame says node {frame.node_id!r} but came on {topic}")
+            frame = decode_frame(topic, payload, self.shape)
         except wire.WireError as exc:
             return self._reject(exc.reason, node, str(exc))
         if not self.nodes[node].add(frame.seq):
@@ -296,11 +293,7 @@ class CloudHead:
         self.refused_nodes.add(node)
 
     def _reject(self, reason: str, node: str, message: str) -> None:
-        self.rejected[reason] += 1
-        if (reason, node) not in self._logged and len(self._logged) < MAX_LOGGED:
-            self._logged.add((reason, node))
-            log.warning("rejected a message from node %s (%s): %s; further ones are only counted",
-                        node, reason, message)
+        self.rejected(reason, node, message)
 
     def summary(self) -> dict:
         seconds = (self.last_at - self.first_at) if self.first_at else 0.0

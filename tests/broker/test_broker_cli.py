@@ -3,7 +3,6 @@
 import argparse
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,6 @@ from splitleak.tools import cmd_broker
 RUN_CLI = ("import argparse, sys; from splitleak.tools import cmd_broker as m; "
            "p = argparse.ArgumentParser(); m.add_arguments(p); "
            "sys.exit(m.run(p.parse_args(sys.argv[1:])))")
-HAS_MOSQUITTO = bool(shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin"))
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -59,8 +57,7 @@ def read_banner(lines: queue.Queue) -> str:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("engine", ["amqtt", pytest.param("mosquitto", marks=pytest.mark.skipif(
-    not HAS_MOSQUITTO, reason="mosquitto is not installed"))])
+@pytest.mark.parametrize("engine", ["amqtt", "mosquitto"])
 def test_cli_runs_until_sigterm(engine, cli, tmp_path):
     port = free_port()
     proc, lines = cli("--engine", engine, "--profile", "tls", "--port", str(port),

@@ -5,13 +5,12 @@ import json
 import pytest
 
 from tests.conftest import splitleak
-from tests.pipeline.conftest import HAS_MOSQUITTO
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_bench_pipeline_json(tiny_run):
-    engine = "mosquitto" if HAS_MOSQUITTO else "amqtt"
+    engine = "mosquitto"
     result = splitleak("bench", "pipeline", "--run", tiny_run, "--engine", engine,
                        "--frames", 50, "--fleet", 2, "--json", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

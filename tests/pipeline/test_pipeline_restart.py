@@ -14,7 +14,6 @@ import pytest
 
 import splitleak.broker.mosquitto as mosquitto
 from splitleak.tools.demo import PredictionLog
-from tests.pipeline.conftest import NEEDS_MOSQUITTO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 FRAMES, RATE = 300, 100
@@ -46,7 +45,6 @@ def wait_for_autosave(directory, timeout=5.0):
         time.sleep(0.01)
 
 
-@NEEDS_MOSQUITTO
 def test_mosquitto_sigterm_loses_nothing(deploy, png_source):
     dep = deploy("mosquitto")
     edge, cloud = stream_with_restart(dep, png_source, lambda: dep.restart_broker(pause=0.3))
@@ -55,7 +53,6 @@ def test_mosquitto_sigterm_loses_nothing(deploy, png_source):
     assert cloud["gaps"] == 0 and cloud["rejected"] == {}
 
 
-@NEEDS_MOSQUITTO
 def test_mosquitto_sigkill_after_a_save_loses_at_most_what_was_in_flight(
         deploy, png_source, monkeypatch):
     monkeypatch.setattr(mosquitto, "AUTOSAVE_SECONDS", 1)
