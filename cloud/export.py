@@ -5,6 +5,10 @@ on the device: float32 must match Keras to 1e-4; for int8 we record the activati
 error and how often the head's top-1 class agrees with the float model's.
 """
 
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,26 @@ from splitleak.edge.runtime import MobileStage
 
 FLOAT_TOLERANCE = 1e-4
 CALIBRATION_IMAGES = 200
+
+
+@contextmanager
+def converter_output_kept_aside():
+    """The converter prints pages of MLIR statistics straight to file descriptor 2: keep them
+    in a temporary file, and show them only if the conversion fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except Exception:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def to_tflite(mobile: tf.keras.Model, calibration: np.ndarray | None = None) -> bytes:
@@ -29,7 +53,8 @@ def to_tflite(mobile: tf.keras.Model, calibration: np.ndarray | None = None) -> 
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    return converter.convert()
+    with converter_output_kept_aside():
+        return converter.convert()
 
 
 def export(mobile: tf.keras.Model, calibration: np.ndarray, out_dir: Path) -> dict:

@@ -58,6 +58,7 @@ def dataset(images, labels, cfg: TrainConfig, training: bool) -> tf.data.Dataset
 def fit(proto: Protocol, cfg: TrainConfig):
     """Build and train both stages; return (mobile, head, per-epoch history)."""
     tf.keras.utils.set_random_seed(cfg.seed)
+    tf.config.experimental.enable_op_determinism()  # same seed, same run
     train, val = proto.train, proto.val
     if cfg.limit:
         train, val = train.select(slice(0, cfg.limit)), val.select(slice(0, cfg.limit))

@@ -68,3 +68,11 @@ def test_unwritable_or_bad_arguments_leave_nothing(tmp_path):
     result = splitleak("train", "--epochs", 0, "--out", tmp_path / "run")
     assert result.returncode == 2 and "must be positive" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_same_seed_same_run(tiny_run, tmp_path):
+    result = splitleak("train", "--protocol", "lite", "--epochs", 1, "--limit", 96,
+                       "--out", tmp_path / "again")
+    assert result.returncode == 0, result.stderr[-2000:]
+    first, again = (json.loads((d / "metrics.json").read_text()) for d in (tiny_run, tmp_path / "again"))
+    assert first["epochs"] == again["epochs"]

@@ -6,7 +6,7 @@ import pytest
 
 from splitleak.broker.server import free_port
 from tests.conftest import splitleak
-from tests.pipeline.conftest import ENGINES, NEEDS_MOSQUITTO
+from tests.pipeline.conftest import ENGINES
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +55,6 @@ def test_fleet_credentials_must_hold_every_node(deploy, tiny_run, png_source):
                    "no password for user 'pi-2'", "--node pi-2")
 
 
-@NEEDS_MOSQUITTO
 def test_forbidden_publish_is_refused_with_mqtt5(deploy, tiny_run, png_source):
     dep = deploy("mosquitto", "tls", nodes=("edge", "pi-0"))
     as_edge = ["--broker", dep.broker.url_for("edge"), "--ca", dep.broker.ca_file,

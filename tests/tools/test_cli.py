@@ -1,17 +1,34 @@
+import argparse
 import json
 
 import pytest
 
-from splitleak.tools.cli import COMMANDS, build_parser
+from splitleak.tools.cli import build_parser
 from tests.conftest import splitleak
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_every_subcommand_has_help(command, capsys):
+def command_paths(parser, prefix=()):
+    """Every (sub)command path of the CLI, nested ones included: ("attack", "live"), …"""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from command_paths(sub, (*prefix, name))
+
+
+PATHS = list(command_paths(build_parser()))
+
+
+def test_the_cli_has_its_commands():
+    assert {("attack", "live"), ("bench", "pipeline"), ("edge",), ("broker",)} <= set(PATHS)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=" ".join)
+def test_every_subcommand_has_help(path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args([command, "--help"])
+        build_parser().parse_args([*path, "--help"])
     assert exit_info.value.code == 0
-    assert f"usage: splitleak {command}" in capsys.readouterr().out
+    assert f"usage: splitleak {' '.join(path)}" in capsys.readouterr().out
 
 
 def test_bench_tflite_json(tiny_run):
