@@ -17,9 +17,6 @@ ALL_ACTIVATIONS = f"{PREFIX}/+/activations"
 ALL_PREDICTIONS = f"{PREFIX}/+/predictions"
 ALL_STATUS = f"{PREFIX}/+/status"
 
-ONLINE = b"online"
-OFFLINE = b"offline"
-
 
 def check_node_id(node: str) -> str:
     """Return `node` unchanged if it is a valid node id, else raise ValueError saying why."""
