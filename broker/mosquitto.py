@@ -19,13 +19,12 @@ import hashlib
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 from splitleak.broker.certs import ensure_tls_files
 from splitleak.broker.profiles import write_private
-from splitleak.broker.server import RunningBroker, wait_for_port
+from splitleak.broker.server import RunningBroker, stop_process, wait_for_port
 from splitleak.broker.wire import MAX_PAYLOAD
 
 AUTOSAVE_SECONDS = 30
@@ -102,12 +101,7 @@ class MosquittoBroker(RunningBroker):
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (mosquitto saves its database and exits), SIGKILL if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process, timeout)
 
     def kill(self) -> None:
         if self.process.poll() is None:

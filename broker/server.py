@@ -10,7 +10,9 @@ See `profiles` for what open/auth/tls mean; engine differences are in the engine
 """
 
 import errno
+import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -78,6 +80,18 @@ class RunningBroker:
 
     def __repr__(self) -> str:
         return f"<{self.engine} broker, profile {self.profile}, {self.url}>"
+
+
+def stop_process(proc: subprocess.Popen, timeout: float) -> int:
+    """SIGTERM a child, SIGKILL it if it has not ended within `timeout` s; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def free_port(host: str = "127.0.0.1") -> int:

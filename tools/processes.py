@@ -3,11 +3,12 @@
 import json
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
 import time
+
+from splitleak.broker.server import stop_process
 
 
 class Node:
@@ -50,14 +51,7 @@ class Node:
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM, then SIGKILL if it does not end in time."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, timeout)
 
     def tail(self, lines: int = 15) -> str:
         time.sleep(0.1)
