@@ -131,8 +131,17 @@ class AmqttBroker(RunningBroker):
         try:
             if self._broker is not None and self._broker.transitions.state == "started":
                 self._call(self._broker.shutdown(), timeout)
+        except TimeoutError:  # seen in CI: amqtt 0.12's broadcast loop dies and shutdown hangs
+            logger.warning("amqtt did not shut down within %g s: closing its listeners", timeout)
+            self._loop.call_soon_threadsafe(self._close_listeners)
         finally:
             self._end_loop(timeout)
+
+    def _close_listeners(self) -> None:
+        """Stop accepting connections (amqtt keeps its asyncio servers in a private dict)."""
+        for server in self._broker._servers.values():
+            if server.instance is not None:
+                server.instance.close()
 
     def _end_loop(self, timeout: float) -> None:
         try:

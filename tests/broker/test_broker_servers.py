@@ -232,3 +232,21 @@ def test_bad_arguments_are_value_errors(tmp_path):
         start_broker("rabbitmq", "open", 1883, tmp_path)
     with pytest.raises(ValueError, match="profile"):
         start_broker("amqtt", "paranoid", 1883, tmp_path)
+
+
+def test_amqtt_stop_survives_a_hanging_shutdown(tmp_path):
+    """amqtt 0.12's shutdown() has hung in CI; stop() must still free the port."""
+    import asyncio
+
+    port = free_port()
+    broker = start_broker("amqtt", "open", port, tmp_path)
+
+    async def hang():
+        await asyncio.sleep(3600)
+
+    broker._broker.shutdown = hang
+    started = time.monotonic()
+    broker.stop(timeout=1.0)
+    assert time.monotonic() - started < 10 and not broker.is_running()
+    with start_broker("amqtt", "open", port, tmp_path) as again:  # the port is free again
+        assert again.is_running()
