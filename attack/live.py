@@ -44,7 +44,9 @@ class Eavesdropper:
         self.page = None
         self.client = make_client(broker, f"splitleak-attacker-{time.time_ns()}", ca_file=ca_file,
                                   protocol=protocol)
+        self.subscribed = threading.Event()
         self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.on_message = self.inbox.on_message
 
     def stats(self) -> dict:
@@ -75,7 +77,7 @@ class Eavesdropper:
             return
         images = reconstruct(self.decoder, np.stack([f.as_float32() for f in frames]))
         for frame, image in zip(frames, images, strict=True):
-            png = to_png(image)
+            png = to_png(image) if self.save_dir or self.page else b""
             if self.save_dir:
                 folder = self.save_dir / frame.node_id
                 folder.mkdir(parents=True, exist_ok=True)

@@ -16,3 +16,49 @@ def median_ms(fn, runs: int = 200, warmup: int = 20) -> dict:
         times.append((time.perf_counter() - start) * 1e3)
     return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
             "runs": runs}
+
+
+def live_attack(decoder, engine: str, frames: int, folder, timeout: float = 600.0) -> dict:
+    """Publish `frames` activation frames through a fresh broker as fast as the publisher can,
+    while an eavesdropper (this process, its own thread) reconstructs them; frames/s reconstructed
+    from the first publish to the last reconstruction."""
+    import threading
+
+    from splitleak.attack.live import Eavesdropper
+    from splitleak.broker import topics, wire
+    from splitleak.broker.server import free_port, start_broker
+    from splitleak.broker.urls import connect, make_client
+
+    rng = np.random.default_rng(0)
+    shape = decoder.input_shape[1:]
+    payloads = [wire.encode(wire.Frame("bench", seq, time.time(), rng.random(shape, np.float32)))
+                for seq in range(frames)]
+    with start_broker(engine, "open", free_port(), folder) as broker:
+        spy = Eavesdropper(decoder, broker.url)
+        publisher = make_client(broker.url, "bench-publisher")
+        spy.start()
+        connect(publisher)
+        try:
+            if not spy.subscribed.wait(10):
+                raise TimeoutError("the eavesdropper's subscription was not acknowledged in 10 s")
+            stop = threading.Event()
+            worker = threading.Thread(target=spy.serve, args=(stop, frames), daemon=True)
+            start = time.perf_counter()
+            worker.start()
+            for payload in payloads:
+                publisher.publish(topics.activations("bench"), payload, qos=1)
+            worker.join(timeout)
+            elapsed = time.perf_counter() - start
+            stop.set()
+        finally:
+            publisher.disconnect()
+            publisher.loop_stop()
+            spy.stop()
+    stats = spy.stats()
+    if stats["reconstructed"] < frames:
+        raise TimeoutError(f"only {stats['reconstructed']} of {frames} frames were reconstructed "
+                           f"within {timeout:g} s")
+    return {"engine": engine, "frames": frames, "seconds": round(elapsed, 3),
+            "frames_per_second": round(frames / elapsed, 1),
+            "seen": stats["seen"], "reconstructed": stats["reconstructed"],
+            "rejected": stats["rejected_total"]}

@@ -3,11 +3,14 @@
 `tflite`: ms per image for Keras, TFLite float32 and int8.
 `pipeline`: a broker, the cloud head and edge node(s) on this machine; frames per second,
 lost frames and latency from capture on the edge to the prediction published by the cloud.
+`attack`: frames per second a trained decoder reconstructs, alone and as the live eavesdropper
+behind a fresh broker (goal: 1,000 frames/s on a 2-core CPU).
 """
 
 import json
 import platform
 import subprocess
+import tempfile
 from pathlib import Path
 
 from splitleak.tools.cmd_data import add_data_options
@@ -36,6 +39,43 @@ def add_arguments(parser) -> None:
     p.add_argument("--batch", type=int, default=64, help="cloud head batch size, at most")
     p.add_argument("--json", action="store_true", help="print JSON only")
     add_data_options(p)
+    p = sub.add_parser("attack", help="decoder and live eavesdropper: frames/s reconstructed",
+                       description="Decoder alone: best of 3 passes over 2,048 frames in batches "
+                                   "of 256. Live: --frames frames published through a fresh "
+                                   "broker while the eavesdropper reconstructs them, timed from "
+                                   "the first publish to the last reconstruction.")
+    p.add_argument("--decoder", type=Path, default=Path("runs/attack-lite"), metavar="ATTACK_DIR",
+                   help="a `splitleak attack train` folder (default: runs/attack-lite)")
+    p.add_argument("--engine", choices=("amqtt", "mosquitto"), default="mosquitto",
+                   help="broker (default: mosquitto)")
+    p.add_argument("--frames", type=int, default=5000, help="frames to stream (default: 5000)")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def bench_attack(args) -> dict:
+    import numpy as np
+
+    from splitleak.attack.evaluate import throughput
+    from splitleak.attack.store import load_decoder
+    from splitleak.tools.bench import live_attack
+
+    if args.frames < 1:
+        raise ValueError("--frames must be a positive integer")
+    decoder, _ = load_decoder(args.decoder)
+    acts = np.random.default_rng(0).random((256, *decoder.input_shape[1:]), np.float32)
+    with tempfile.TemporaryDirectory(prefix="splitleak-bench-") as folder:
+        live = live_attack(decoder, args.engine, args.frames, Path(folder) / "broker")
+    return {"bench": "attack", "decoder": str(args.decoder), "machine": platform.machine(),
+            "goal_frames_per_second": 1000,
+            "decoder_frames_per_second": round(throughput(decoder, acts), 1), "live": live}
+
+
+def _print_attack(r: dict) -> None:
+    live = r["live"]
+    print(f"decoder alone: {r['decoder_frames_per_second']:,.0f} frames/s")
+    print(f"live ({live['engine']}): {live['reconstructed']} of {live['frames']} frames "
+          f"reconstructed at {live['frames_per_second']:,.0f} frames/s; goal "
+          f"{r['goal_frames_per_second']:,}")
 
 
 def bench_tflite(args) -> dict:
@@ -107,6 +147,13 @@ def _print_pipeline(r: dict) -> None:
 
 
 def run(args) -> int:
+    if args.bench == "attack":
+        report = bench_attack(args)
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            _print_attack(report)
+        return 0
     if args.bench == "pipeline":
         _check_pipeline_args(args)
         report = bench_pipeline(args)
