@@ -5,6 +5,10 @@
 - `upsample` (default): standardise the activation, two dense layers to a 7x7x64 map, then learned
   upsampling x3 (21x21) and x5 (105x105) with a sigmoid output, so pixels live in [0, 1] like the
   images. About 20 MFLOP per image: well over 1,000 frames/s on a 2-core CPU.
+  The attacker has only ~1,700 surrogate images, so the two dense layers (1.6 M weights) are
+  regularised: Gaussian noise (sigma 0.3, in standard deviations) on the input and dropout 0.5
+  after each. Without them it overfits within ~10 epochs; with them a fixed 40-epoch run scores
+  as well as early stopping does (measured on lite: MSE 0.0693 -> 0.0510).
 """
 
 import numpy as np
@@ -13,6 +17,8 @@ import tensorflow as tf
 ARCHS = ("upsample", "seed")
 DEFAULT_ARCH = "upsample"
 ACTIVATION_SHAPE = (1, 1, 32)
+INPUT_NOISE = 0.3  # training only, in standard deviations of each activation feature
+DROPOUT = 0.5
 
 
 def build(arch: str = DEFAULT_ARCH, activations: np.ndarray | None = None) -> tf.keras.Model:
@@ -40,8 +46,11 @@ def upsample_decoder(activations: np.ndarray | None = None) -> tf.keras.Model:
     x = inputs = tf.keras.Input(ACTIVATION_SHAPE, name="activation")
     x = layers.Flatten(name="flatten")(x)
     x = layers.Normalization(mean=mean, variance=var, name="standardise")(x)
+    x = layers.GaussianNoise(INPUT_NOISE, name="input_noise")(x)
     x = layers.Dense(512, activation="relu", name="dense1")(x)
+    x = layers.Dropout(DROPOUT, name="dropout1")(x)
     x = layers.Dense(7 * 7 * 64, activation="relu", name="dense2")(x)
+    x = layers.Dropout(DROPOUT, name="dropout2")(x)
     x = layers.Reshape((7, 7, 64), name="map7")(x)
     x = layers.Conv2DTranspose(64, 6, 3, padding="same", activation="relu", name="up21")(x)
     x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv21")(x)

@@ -30,9 +30,7 @@ def add_arguments(parser) -> None:
                                    "the edge -> prediction published (cloud head).")
     p.add_argument("--run", type=Path, default=Path("runs/lite"), metavar="RUN_DIR",
                    help="a `splitleak train` run (default: runs/lite)")
-    p.add_argument("--engine", choices=("amqtt", "mosquitto"), default="mosquitto",
-                   help="broker (default: mosquitto)")
-    p.add_argument("--frames", type=int, default=5000, help="frames per node (default: 5000)")
+    _stream_options(p, "frames per node")
     p.add_argument("--fleet", type=int, default=1, metavar="K", help="edge nodes (default: 1)")
     p.add_argument("--rate", type=float, default=0.0, metavar="HZ",
                    help="frames per second per node (default: unpaced)")
@@ -46,10 +44,14 @@ def add_arguments(parser) -> None:
                                    "the first publish to the last reconstruction.")
     p.add_argument("--decoder", type=Path, default=Path("runs/attack-lite"), metavar="ATTACK_DIR",
                    help="a `splitleak attack train` folder (default: runs/attack-lite)")
+    _stream_options(p, "frames to stream")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _stream_options(p, frames: str) -> None:
     p.add_argument("--engine", choices=("amqtt", "mosquitto"), default="mosquitto",
                    help="broker (default: mosquitto)")
-    p.add_argument("--frames", type=int, default=5000, help="frames to stream (default: 5000)")
-    p.add_argument("--json", action="store_true", help="print JSON only")
+    p.add_argument("--frames", type=int, default=5000, help=f"{frames} (default: 5000)")
 
 
 def bench_attack(args) -> dict:

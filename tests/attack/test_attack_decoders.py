@@ -43,3 +43,12 @@ def test_unknown_arch():
 
 def test_cli_choices_match_the_package():
     assert cmd_attack.ARCHS == decoders.ARCHS
+
+
+def test_default_decoder_is_noisy_in_training_only(rng):
+    decoder = decoders.build("upsample", rng.random((10, 1, 1, 32)))
+    kinds = {type(layer).__name__ for layer in decoder.layers}
+    assert {"GaussianNoise", "Dropout"} <= kinds
+    acts = rng.random((4, 1, 1, 32)).astype(np.float32)
+    assert not np.allclose(decoder(acts, training=True), decoder(acts, training=True))
+    assert np.array_equal(reconstruct(decoder, acts), reconstruct(decoder, acts))
