@@ -41,8 +41,15 @@ def live_attack(decoder, engine: str, frames: int, folder, timeout: float = 600.
         try:
             if not spy.subscribed.wait(10):
                 raise TimeoutError("the eavesdropper's subscription was not acknowledged in 10 s")
-            stop = threading.Event()
-            worker = threading.Thread(target=spy.serve, args=(stop, frames), daemon=True)
+            stop, failed = threading.Event(), []
+
+            def serve():
+                try:
+                    spy.serve(stop, frames)
+                except Exception as exc:  # re-raised below, in the caller's thread
+                    failed.append(exc)
+
+            worker = threading.Thread(target=serve, daemon=True)
             start = time.perf_counter()
             worker.start()
             for payload in payloads:
@@ -54,6 +61,8 @@ def live_attack(decoder, engine: str, frames: int, folder, timeout: float = 600.
             publisher.disconnect()
             publisher.loop_stop()
             spy.stop()
+    if failed:
+        raise failed[0]
     stats = spy.stats()
     if stats["reconstructed"] < frames:
         raise TimeoutError(f"only {stats['reconstructed']} of {frames} frames were reconstructed "

@@ -24,3 +24,18 @@ def test_bench_attack_needs_a_decoder(tmp_path):
     result = splitleak("bench", "attack", "--decoder", tmp_path / "nope")
     assert result.returncode == 2
     assert "nope" in result.stderr and "Traceback" not in result.stderr
+
+
+class BrokenDecoder:
+    input_shape = (None, 1, 1, 32)
+
+    def predict_on_batch(self, batch):
+        raise RuntimeError("decoder exploded")
+
+
+@pytest.mark.e2e
+def test_live_bench_reports_a_failing_eavesdropper_at_once(tmp_path):
+    from splitleak.tools.bench import live_attack
+
+    with pytest.raises(RuntimeError, match="decoder exploded"):
+        live_attack(BrokenDecoder(), "amqtt", 5, tmp_path / "broker", timeout=60)
