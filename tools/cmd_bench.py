@@ -18,16 +18,16 @@ from splitleak.tools.cmd_data import add_data_options
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
-    p = sub.add_parser("tflite", help="ms per image of the mobile stage: Keras vs TFLite",
-                       description="Median ms per single image after warm-up, batch size 1.")
+    p = _bench(sub, "tflite", bench_tflite, _print_tflite,
+               "ms per image of the mobile stage: Keras vs TFLite",
+               "Median ms per single image after warm-up, batch size 1.")
     p.add_argument("run_dir", metavar="RUN_DIR", type=Path)
     p.add_argument("--runs", type=int, default=300, help="timed runs per engine")
-    p.add_argument("--json", action="store_true", help="print JSON only")
-    p = sub.add_parser("pipeline", help="broker + cloud head + edge nodes: frames/s, loss, latency",
-                       description="Streams the lite validation images (cycled) from --fleet edge "
-                                   "nodes through a fresh broker to the cloud head. Lost = frames "
-                                   "sent minus predictions back at the edge; latency = capture on "
-                                   "the edge -> prediction published (cloud head).")
+    p = _bench(sub, "pipeline", bench_pipeline, _print_pipeline,
+               "broker + cloud head + edge nodes: frames/s, loss, latency",
+               "Streams the lite validation images (cycled) from --fleet edge nodes through a fresh "
+               "broker to the cloud head. Lost = frames sent minus predictions back at the edge; "
+               "latency = capture on the edge -> prediction published (cloud head).")
     p.add_argument("--run", type=Path, default=Path("runs/lite"), metavar="RUN_DIR",
                    help="a `splitleak train` run (default: runs/lite)")
     _stream_options(p, "frames per node")
@@ -35,17 +35,23 @@ def add_arguments(parser) -> None:
     p.add_argument("--rate", type=float, default=0.0, metavar="HZ",
                    help="frames per second per node (default: unpaced)")
     p.add_argument("--batch", type=int, default=64, help="cloud head batch size, at most")
-    p.add_argument("--json", action="store_true", help="print JSON only")
     add_data_options(p)
-    p = sub.add_parser("attack", help="decoder and live eavesdropper: frames/s reconstructed",
-                       description="Decoder alone: best of 3 passes over 2,048 frames in batches "
-                                   "of 256. Live: --frames frames published through a fresh "
-                                   "broker while the eavesdropper reconstructs them, timed from "
-                                   "the first publish to the last reconstruction.")
+    p = _bench(sub, "attack", bench_attack, _print_attack,
+               "decoder and live eavesdropper: frames/s reconstructed",
+               "Decoder alone: best of 3 passes over 2,048 frames in batches of 256. Live: --frames "
+               "frames published through a fresh broker while the eavesdropper reconstructs them, "
+               "timed from the first publish to the last reconstruction.")
     p.add_argument("--decoder", type=Path, default=Path("runs/attack-lite"), metavar="ATTACK_DIR",
                    help="a `splitleak attack train` folder (default: runs/attack-lite)")
     _stream_options(p, "frames to stream")
+
+
+def _bench(sub, name: str, bench, show, help: str, description: str):
+    """A benchmark's sub-parser: `bench(args)` returns the report, `show(report)` prints it."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.set_defaults(_bench=bench, _show=show)
     p.add_argument("--json", action="store_true", help="print JSON only")
+    return p
 
 
 def _stream_options(p, frames: str) -> None:
@@ -81,6 +87,10 @@ def _print_attack(r: dict) -> None:
 
 
 def bench_tflite(args) -> dict:
+    if args.runs < 1:
+        raise ValueError("--runs must be a positive integer")
+    if not (args.run_dir / "mobile.tflite").is_file():
+        raise FileNotFoundError(f"{args.run_dir} has no mobile.tflite; run `splitleak train` first")
     import numpy as np
     import tensorflow as tf
 
@@ -102,6 +112,7 @@ def bench_pipeline(args) -> dict:
     """Run the deployment once; the edge's and the cloud's summaries and the key numbers."""
     from splitleak.tools.demo import Deployment
 
+    _check_pipeline_args(args)
     data = ["--omniglot-dir", args.omniglot_dir] if args.omniglot_dir else []
     with Deployment(args.run, args.engine) as dep:
         cloud = dep.start_cloud("--json", "--batch", args.batch)
@@ -148,30 +159,15 @@ def _print_pipeline(r: dict) -> None:
           f"{lat.get('p99')} ms; round trip to the edge p50 {trip.get('p50')} ms")
 
 
+def _print_tflite(r: dict) -> None:
+    for name, result in r["results"].items():
+        print(f"{name:<20} {result['median_ms']:7.3f} ms/image (median of {result['runs']})")
+
+
 def run(args) -> int:
-    if args.bench == "attack":
-        report = bench_attack(args)
-        if args.json:
-            print(json.dumps(report, indent=2))
-        else:
-            _print_attack(report)
-        return 0
-    if args.bench == "pipeline":
-        _check_pipeline_args(args)
-        report = bench_pipeline(args)
-        if args.json:
-            print(json.dumps(report, indent=2))
-        else:
-            _print_pipeline(report)
-        return 0
-    if args.runs < 1:
-        raise ValueError("--runs must be a positive integer")
-    if not (args.run_dir / "mobile.tflite").is_file():
-        raise FileNotFoundError(f"{args.run_dir} has no mobile.tflite; run `splitleak train` first")
-    report = bench_tflite(args)
+    report = args._bench(args)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        for name, r in report["results"].items():
-            print(f"{name:<20} {r['median_ms']:7.3f} ms/image (median of {r['runs']})")
+        args._show(report)
     return 0
