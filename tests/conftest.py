@@ -3,11 +3,33 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+ENGINES = ["amqtt", "mosquitto"]  # CI and `make test` install Mosquitto: no skipping
+
+
+def write_pngs(images, folder: Path) -> Path:
+    """Images (ink = 1) as upstream-style PNGs, black ink on white: 000.png, 001.png, ..."""
+    from splitleak.attack.live import to_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        (folder / f"{i:03d}.png").write_bytes(to_png(image))
+    return folder
+
+
+def wait_for_autosave(directory: Path, timeout: float = 5.0) -> None:
+    """Mosquitto autosaves to a new file renamed over mosquitto.db: wait for a new inode."""
+    db = directory / "mosquitto.db"
+    before = db.stat().st_ino if db.exists() else None
+    deadline = time.monotonic() + timeout
+    while not db.exists() or db.stat().st_ino == before:
+        assert time.monotonic() < deadline, "mosquitto did not autosave"
+        time.sleep(0.01)
 
 
 @pytest.fixture(scope="session")

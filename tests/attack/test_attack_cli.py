@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from splitleak.attack import store
+from splitleak.attack.evaluate import SEED_TRAINING_LOSS
 from splitleak.edge.runtime import sha256_file
 
 pytestmark = pytest.mark.slow  # each test trains or queries through the CLI
@@ -71,7 +72,8 @@ def test_eval_scores_and_baselines(attack_dir, lite, cli_run):
     assert sum(s["n"] for s in result["per_alphabet"].values()) == 20
     assert 0 < result["reconstruction"]["mse"] < 1
     own = result["training_images"]
-    assert 40 <= own["n"] < 48 and 0 < own["mse"] < 1 and own["seed_final_training_loss"] == 0.0413
+    assert 40 <= own["n"] < 48 and 0 < own["mse"] < 1
+    assert own["seed_final_training_loss"] == SEED_TRAINING_LOSS
     assert result["frames_per_s"]["value"] > 0
     for name in result["grids"]:
         assert (attack_dir / name).read_bytes()[:4] == b"\x89PNG"
@@ -116,7 +118,6 @@ def test_help_is_cheap(sub):
     import sys
 
     code = ("import sys; from splitleak.tools import cli; "
-            "cli.COMMANDS.setdefault('attack', ('splitleak.tools.cmd_attack', 'x')); "
             "parser = cli.build_parser(); assert 'tensorflow' not in sys.modules; "
             f"parser.parse_args(['attack', '{sub}', '--help'])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -13,7 +13,7 @@ from splitleak.broker import topics, wire
 from splitleak.broker.server import free_port, start_broker
 from splitleak.broker.urls import connect, make_client
 from splitleak.tools.processes import Node
-from tests.conftest import splitleak
+from tests.conftest import splitleak, write_pngs
 from tests.headless import browser_tab
 
 pytestmark = pytest.mark.e2e
@@ -120,10 +120,7 @@ def test_web_port_in_use_is_a_clear_error(attack_dir, broker):
 
 @pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 def test_capture_from_real_mosquitto_sub(attack_dir, run_dir, broker, lite, tmp_path):
-    folder = tmp_path / "pngs"
-    folder.mkdir()
-    for i, image in enumerate(lite.test.images[:8]):
-        Image.fromarray(np.round((1 - image[..., 0]) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    folder = write_pngs(lite.test.images[:8], tmp_path / "pngs")
     capture = tmp_path / "sub.txt"
     with capture.open("w") as out:
         sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",

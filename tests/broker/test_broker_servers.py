@@ -9,10 +9,10 @@ import pytest
 
 from splitleak.broker import server, topics, urls, wire
 from splitleak.broker.server import free_port, start_broker
+from tests.conftest import ENGINES, wait_for_autosave
 
 pytestmark = pytest.mark.e2e
 
-ENGINES = ["amqtt", "mosquitto"]  # CI and `make test` install Mosquitto: no skipping
 
 
 class Peer:
@@ -194,12 +194,7 @@ def test_mosquitto_sigkill_after_autosave_keeps_queued_messages(brokers, peers, 
     queue_while_offline(broker, peers)
     # Changes after the last autosave die with SIGKILL: wait for the next save, which
     # mosquitto writes to a new file and renames over mosquitto.db.
-    db = tmp_path / "mosquitto.db"
-    before = db.stat().st_ino if db.exists() else None
-    deadline = time.monotonic() + 5
-    while not db.exists() or db.stat().st_ino == before:
-        assert time.monotonic() < deadline, "mosquitto did not autosave"
-        time.sleep(0.05)
+    wait_for_autosave(tmp_path)
     broker.kill()
     restarted = brokers("mosquitto", "open", tmp_path, port=port)
     cloud = peers(restarted, "cloud", client_id="cloud-head", persistent=True)

@@ -4,24 +4,17 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from splitleak.tools.demo import Deployment
-
-ENGINES = ["amqtt", "mosquitto"]  # CI and `make test` install Mosquitto: no skipping
+from tests.conftest import write_pngs
 
 
 @pytest.fixture(scope="session")
 def png_source(lite, tmp_path_factory) -> str:
     """`folder:DIR` of 20 validation images as upstream-style PNGs (black ink on white):
     an edge --source that loads in milliseconds, unlike lite-val."""
-    folder = tmp_path_factory.mktemp("pngs")
-    for i, image in enumerate(lite.val.images[:20]):
-        pixels = np.round((1.0 - image[..., 0]) * 255).astype(np.uint8)
-        Image.fromarray(pixels, mode="L").save(folder / f"{i:03d}.png")
-    return f"folder:{folder}"
+    return f"folder:{write_pngs(lite.val.images[:20], tmp_path_factory.mktemp('pngs'))}"
 
 
 @pytest.fixture

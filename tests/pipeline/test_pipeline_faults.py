@@ -5,8 +5,7 @@ import json
 import pytest
 
 from splitleak.broker.server import free_port
-from tests.conftest import splitleak
-from tests.pipeline.conftest import ENGINES
+from tests.conftest import ENGINES, splitleak
 
 pytestmark = pytest.mark.e2e
 

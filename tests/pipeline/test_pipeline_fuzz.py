@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from splitleak.broker import topics, urls, wire
-from tests.pipeline.conftest import ENGINES
+from tests.conftest import ENGINES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -3,7 +3,8 @@
 import pytest
 
 from splitleak.tools.demo import run_pipeline
-from tests.pipeline.conftest import ENGINES, with_other_int8_hash
+from tests.conftest import ENGINES
+from tests.pipeline.conftest import with_other_int8_hash
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +41,8 @@ def test_tls_fleet_gets_every_prediction_and_a_foreign_model_is_refused(
     assert sorted(per_node) == ["pi-0", "pi-1", "pi-2"]
     for n in per_node.values():
         # amqtt 0.12 also sends each connecting client the other nodes' retained statuses
-        assert n.pop("foreign_messages") == 0 or engine == "amqtt"
+        others = len(per_node) if engine == "amqtt" else 0  # the two other pis and the rogue
+        assert n.pop("foreign_messages") <= others
         assert n == {"sent": 40, "acknowledged": 40, "refused": 0, "predictions": 40,
                      "bad_predictions": 0}
     assert rogue.json()["predictions"] == 0
