@@ -52,10 +52,9 @@ def select(images, limit: int | None):
     return images if limit is None else images.select(slice(0, limit))
 
 
-def training_images(proto, manifest: dict) -> np.ndarray:
-    """The surrogate images the decoder was fitted on (its hold-out removed)."""
-    images = select(proto.attacker, manifest["data"].get("limit")).images
-    return images[~blackbox.holdout_mask(images, manifest["config"]["val_percent"])]
+def attacker_images(proto, manifest: dict) -> np.ndarray:
+    """The surrogate images the decoder was trained with (its hold-out included)."""
+    return select(proto.attacker, manifest["data"].get("limit")).images
 
 
 def evaluate_blackbox(attack_dir, split: str = "test", target=None, force: bool = False,
@@ -73,12 +72,12 @@ def evaluate_blackbox(attack_dir, split: str = "test", target=None, force: bool 
     images = select(getattr(proto, split), limit)
     activations = blackbox.query(stage, images.images, f"query {split}")
     recons = blackbox.reconstruct(decoder, activations)
-    attacker = select(proto.attacker, manifest["data"].get("limit")).images
+    attacker = attacker_images(proto, manifest)
     result = {"target": {"path": str(stage.path), "sha256": stage.sha256,
                          "matches_manifest": stage.sha256 == manifest["target"]["sha256"]}}
     result |= score(images.images, recons, images.alphabets, attacker.mean(axis=0),
                     attack_dir, f"blackbox-{split}")
-    own = training_images(proto, manifest)
+    own = attacker[~blackbox.holdout_mask(attacker, manifest["config"]["val_percent"])]
     own_recons = blackbox.reconstruct(decoder, blackbox.query(stage, own, "query training images"))
     result["training_images"] = {"mse": float(np.mean((own - own_recons) ** 2)), "n": len(own),
                                  "seed_final_training_loss": SEED_TRAINING_LOSS}
@@ -140,7 +139,7 @@ def evaluate_capture(attack_dir, capture_file, truth=None, omniglot_dir=None) ->
     mean = None
     if truth is not None:
         proto = load_protocol(manifest["data"]["protocol"], omniglot_dir)
-        mean = select(proto.attacker, manifest["data"].get("limit")).images.mean(axis=0)
+        mean = attacker_images(proto, manifest).mean(axis=0)
     result = replay.summarise(frames, rejected, recons, attack_dir, "blackbox-capture",
                               capture_file, truth, mean)
     store.update_eval(attack_dir, "blackbox", "capture", result)

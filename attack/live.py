@@ -32,6 +32,16 @@ def to_png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def save_png(root: Path, frame, png: bytes) -> None:
+    """Write root/<node>/<seq>.png (the folder is made on a node's first frame)."""
+    path = root / frame.node_id / f"{frame.seq:06d}.png"
+    try:
+        path.write_bytes(png)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png)
+
+
 class Eavesdropper:
     def __init__(self, decoder, broker: str, topic: str = topics.ALL_ACTIVATIONS, ca_file=None,
                  protocol: str = "3.1.1", save_dir=None, record=None, batch: int = 64):
@@ -79,9 +89,7 @@ class Eavesdropper:
         for frame, image in zip(frames, images, strict=True):
             png = to_png(image) if self.save_dir or self.page else b""
             if self.save_dir:
-                folder = self.save_dir / frame.node_id
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / f"{frame.seq:06d}.png").write_bytes(png)
+                save_png(self.save_dir, frame, png)
             if self.page:
                 self.page.publish("frame", {"node": frame.node_id, "seq": frame.seq,
                                             "png": base64.b64encode(png).decode()})

@@ -37,9 +37,7 @@ def summarise(frames, rejected: dict, recons: np.ndarray, folder, prefix: str, c
 
     folder = Path(folder)
     for frame, image in zip(frames, recons, strict=True):
-        out = folder / prefix / frame.node_id
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{frame.seq:06d}.png").write_bytes(live.to_png(image))
+        live.save_png(folder / prefix, frame, live.to_png(image))
     result = {"capture": str(capture_path), "frames": len(frames), "rejected": rejected,
               "nodes": dict(Counter(f.node_id for f in frames))}
     if truth is None:

@@ -24,16 +24,23 @@ class Rejections(Counter):
         self._logged: set = set()
 
     def __call__(self, reason: str, node: str, message: str) -> None:
+        """Count one rejection (log the first per reason and node); returns None."""
         self[reason] += 1
         if (reason, node) not in self._logged and len(self._logged) < MAX_LOGGED:
             self._logged.add((reason, node))
             self.log.warning("rejected a message from node %s (%s): %s; further ones are only "
                              "counted", node, reason, message)
 
+    def node_of(self, topic: str) -> str | None:
+        """The node id in splitleak/<node>/..., or None (counted as "topic") if it has none."""
+        try:
+            return topics.node_from_topic(topic)
+        except ValueError as exc:  # a topic outside splitleak/<node>/...
+            return self("topic", "?", str(exc))
 
-def decode_frame(topic: str, payload: bytes, expect_shape) -> wire.Frame:
-    """The frame in a message on splitleak/<node>/activations; WireError if it is not valid."""
-    node = topics.node_from_topic(topic)
+
+def decode_frame(node: str, topic: str, payload: bytes, expect_shape) -> wire.Frame:
+    """The frame in a message from `node` on `topic`; WireError if it is not a valid one."""
     frame = wire.decode(payload, expect_shape=expect_shape)
     if frame.node_id != node:
         raise wire.BadNodeId(f"frame says node {frame.node_id!r} but came on {topic}")
@@ -67,13 +74,9 @@ class FrameInbox:
     def decode(self, topic: str, payload: bytes) -> wire.Frame | None:
         """The frame in a message, or None (counted by reason) if it is not a valid one."""
         self.seen += 1
-        try:
-            node = topics.node_from_topic(topic)
-        except ValueError as exc:  # a topic outside splitleak/<node>/...
-            self.rejected("topic", "?", str(exc))
+        if (node := self.rejected.node_of(topic)) is None:
             return None
         try:
-            return decode_frame(topic, payload, self.expect_shape)
+            return decode_frame(node, topic, payload, self.expect_shape)
         except wire.WireError as exc:
-            self.rejected(exc.reason, node, str(exc))
-            return None
+            return self.rejected(exc.reason, node, str(exc))

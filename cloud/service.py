@@ -213,7 +213,7 @@ class CloudHead:
             if kind == "status":
                 self._status(topic, payload)
             elif kind != "activations":  # amqtt 0.12 may send retained messages of any topic
-                self._reject("topic", "?", f"a message on {topic}, which was not subscribed to")
+                self.rejected("topic", "?", f"a message on {topic}, which was not subscribed to")
             elif (frame := self._decode(topic, payload)) is not None:
                 frames.append(frame)
         if frames:
@@ -225,7 +225,7 @@ class CloudHead:
         probs = self.classify(np.stack([f.as_float32() for f in frames]))
         for frame, p in zip(frames, probs, strict=True):
             if not np.isfinite(p).all():
-                self._reject("head_output", frame.node_id, "the head returned non-finite "
+                self.rejected("head_output", frame.node_id, "the head returned non-finite "
                              "probabilities for this activation")
                 continue
             published = time.time()
@@ -239,30 +239,25 @@ class CloudHead:
     # --- checking messages ------------------------------------------------------------------
 
     def _decode(self, topic: str, payload: bytes) -> wire.Frame | None:
-        try:
-            node = topics.node_from_topic(topic)
-        except ValueError as exc:  # a topic level that is not a node id
-            return self._reject("topic", "?", str(exc))
+        if (node := self.rejected.node_of(topic)) is None:
+            return None
         if node in self.refused_nodes:
-            return self._reject("model_mismatch", node, "the node runs another mobile stage")
+            return self.rejected("model_mismatch", node, "the node runs another mobile stage")
         try:
-            frame = decode_frame(topic, payload, self.shape)
+            frame = decode_frame(node, topic, payload, self.shape)
         except wire.WireError as exc:
-            return self._reject(exc.reason, node, str(exc))
+            return self.rejected(exc.reason, node, str(exc))
         if not self.nodes[node].add(frame.seq):
             return None  # a QoS 1 redelivery: already answered
         return frame
 
     def _status(self, topic: str, payload: bytes) -> None:
-        try:
-            node = topics.node_from_topic(topic)
-        except ValueError as exc:
-            self._reject("topic", "?", str(exc))
+        if (node := self.rejected.node_of(topic)) is None:
             return
         try:
             status = wire.decode_status(payload)
         except wire.WireError as exc:
-            self._reject(exc.reason, node, f"bad status: {exc}")
+            self.rejected(exc.reason, node, f"bad status: {exc}")
             return
         stats = self.nodes[node]
         stats.state = status["state"]
@@ -291,9 +286,6 @@ class CloudHead:
                         "its frames are rejected (model_mismatch)", node, sha, self.run_dir,
                         expected)
         self.refused_nodes.add(node)
-
-    def _reject(self, reason: str, node: str, message: str) -> None:
-        self.rejected(reason, node, message)
 
     def summary(self) -> dict:
         seconds = (self.last_at - self.first_at) if self.first_at else 0.0

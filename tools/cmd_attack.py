@@ -98,7 +98,6 @@ def _train(args) -> int:
     _positive(epochs=args.epochs, batch=args.batch, limit=args.limit)
     from splitleak.attack import blackbox, store
     from splitleak.cloud.data import load_protocol
-    from splitleak.edge.runtime import MobileStage
 
     target = store.target_info(args.target)
     protocol = args.protocol or target["run_protocol"] or "lite"
@@ -109,23 +108,31 @@ def _train(args) -> int:
                                learning_rate=args.lr, loss=args.loss, augment=args.augment,
                                patience=args.patience, seed=args.seed)
     cfg.validate()
-    proto = load_protocol(protocol, args.omniglot_dir)
-    images = proto.attacker.images[:args.limit]
+    train_decoder(target, load_protocol(protocol, args.omniglot_dir), cfg, out, args.force,
+                  args.limit)
+    return 0
+
+
+def train_decoder(target: dict, proto, cfg, out: Path, force: bool, limit: int | None = None):
+    """Train a decoder against `target` (store.target_info) on proto's attacker split; save it."""
+    from splitleak.attack import blackbox, store
+    from splitleak.edge.runtime import MobileStage
+
+    images = proto.attacker.images[:limit]
     decoder, history = blackbox.train(MobileStage(target["path"]), images, cfg)
     manifest = {
         "attack": "black-box inverse network (He, Zhang & Lee, ACSAC 2019)",
         "target": target,
-        "data": {"protocol": protocol, "source": proto.source, "split": "attacker",
-                 "images": int(len(images)), "limit": args.limit},
+        "data": {"protocol": proto.name, "source": proto.source, "split": "attacker",
+                 "images": int(len(images)), "limit": limit},
         "config": cfg.__dict__ | {"loss": cfg.resolved_loss()},
         "result": {k: history[k] for k in ("kept_epoch", "val_mse", "train_images",
                                            "val_images")} | {"epochs_run": len(history["epochs"])},
     }
-    store.save(out, decoder, history, manifest, args.force)
+    store.save(out, decoder, history, manifest, force)
     print(f"kept epoch {history['kept_epoch']} of {len(history['epochs'])}: held-out MSE "
           f"{history['val_mse']:.4f} on {history['val_images']} images")
     print(f"wrote {out}")
-    return 0
 
 
 def _eval(args) -> int:

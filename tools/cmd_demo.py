@@ -36,22 +36,19 @@ def ensure_run(run: Path, epochs: int, proto) -> None:
         train.run(proto, train.TrainConfig(epochs=epochs), run)
 
 
-def ensure_decoder(attack_dir: Path, run: Path, epochs: int) -> None:
+def ensure_decoder(attack_dir: Path, run: Path, epochs: int, proto) -> None:
     """Reuse a decoder trained against this run's mobile.tflite, or train one (black box)."""
-    from splitleak.attack import store
-    from splitleak.edge.runtime import sha256_file
-    from splitleak.tools.cli import main
+    from splitleak.attack import blackbox, store
+    from splitleak.tools.cmd_attack import train_decoder
 
-    target = run / "mobile.tflite"
+    target = store.target_info(run / "mobile.tflite")
     if (attack_dir / "manifest.json").is_file():
-        if store.load_manifest(attack_dir)["target"]["sha256"] == sha256_file(target):
+        if store.load_manifest(attack_dir)["target"]["sha256"] == target["sha256"]:
             print(f"reusing the decoder in {attack_dir}")
             return
         print(f"{attack_dir} was trained against another target: retraining it")
     print(f"training a black-box decoder into {attack_dir} (up to {epochs} epochs)")
-    if main(["attack", "train", "--target", str(target), "--epochs", str(epochs),
-             "--out", str(attack_dir), "--force"]) != 0:
-        raise RuntimeError("training the decoder failed")
+    train_decoder(target, proto, blackbox.TrainConfig(epochs=epochs), attack_dir, force=True)
 
 
 def run(args) -> int:
@@ -66,7 +63,7 @@ def run(args) -> int:
     print(f"lite target: validation accuracy {metrics['val_accuracy']:.3f} "
           f"(train {metrics['train_accuracy']:.3f}, best epoch {metrics['best_epoch']})")
     if not args.no_attack:
-        ensure_decoder(attack_dir, run_dir, args.attack_epochs)
+        ensure_decoder(attack_dir, run_dir, args.attack_epochs, proto)
     result = run_pipeline(run_dir, proto, args.count, args.engine, rate=args.rate,
                           attack_dir=None if args.no_attack else attack_dir, web=args.web,
                           out=Path(args.out))

@@ -26,7 +26,7 @@ def write(folder, originals: np.ndarray, recons: np.ndarray, pipeline: dict, att
     folder.mkdir(parents=True, exist_ok=True)
     scores = metrics.per_image(originals, recons)
     leak = metrics.summarise(scores)
-    blank = metrics.summarise(metrics.per_image(originals, np.zeros_like(originals)))
+    blank = metrics.evaluate(originals, np.zeros_like(originals))
     pngs = grids.first_and_extremes(folder, "live", originals, recons, scores["mse"])
     rows = [
         ("frames streamed by the edge node", str(pipeline["frames"])),
