@@ -26,6 +26,7 @@ from pathlib import Path
 from splitleak.broker import topics
 
 PROFILES = ("open", "auth", "tls")
+ENGINES = ("amqtt", "mosquitto")  # here, not in server.py, so the CLI parser needs no paho
 DEFAULT_NODES = ("edge",)
 CLOUD = "cloud"
 ATTACKER = "attacker"

@@ -19,7 +19,7 @@ from pathlib import Path
 from splitleak.broker import profiles
 from splitleak.broker.urls import BrokerURL
 
-ENGINES = ("amqtt", "mosquitto")
+ENGINES = profiles.ENGINES
 
 
 class RunningBroker:

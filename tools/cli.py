@@ -7,9 +7,11 @@ they are printed as one line and exit with status 2. Set SPLITLEAK_DEBUG=1 for t
 
 import argparse
 import importlib
+import logging
 import os
 import signal
 import sys
+import threading
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -36,6 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_arguments(p)
         p.set_defaults(_module=mod)
     return parser
+
+
+def log_info() -> None:
+    """Timestamped INFO logs on stderr, for the long-running nodes."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+
+def stop_on_signals() -> threading.Event:
+    """An Event that Ctrl-C and SIGTERM set, for a node that stops cleanly between steps."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 def _exit_on_sigterm(signum, frame):

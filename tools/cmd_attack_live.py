@@ -1,11 +1,9 @@
 """`splitleak attack live`: reconstruct the devices' inputs from the activation topic, live."""
 
 import json
-import logging
-import signal
-import threading
 
 from splitleak.broker import topics
+from splitleak.tools.cmd_edge import MQTT_VERSIONS
 
 
 def add_arguments(parser) -> None:
@@ -15,7 +13,7 @@ def add_arguments(parser) -> None:
                         help="mqtt://[user:pass@]host:port or mqtts://…")
     parser.add_argument("--topic", default=topics.ALL_ACTIVATIONS, help="MQTT topic filter")
     parser.add_argument("--ca", metavar="FILE", help="CA certificate for mqtts://")
-    parser.add_argument("--mqtt", choices=("3.1.1", "5"), default="3.1.1", help="MQTT version")
+    parser.add_argument("--mqtt", choices=MQTT_VERSIONS, default="3.1.1", help="MQTT version")
     parser.add_argument("--web", metavar="HOST:PORT",
                         help="serve the live page here (e.g. 127.0.0.1:8088; port 0 picks one)")
     parser.add_argument("--save", metavar="DIR", help="write DIR/<node>/<seq>.png")
@@ -36,15 +34,14 @@ def run(args) -> int:
     from splitleak.attack.live import Eavesdropper
     from splitleak.attack.livepage import LivePage
     from splitleak.attack.store import load_decoder
+    from splitleak.tools.cli import log_info, stop_on_signals
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log_info()
     web = _host_port(args.web) if args.web else None
     decoder, _ = load_decoder(args.decoder)
     spy = Eavesdropper(decoder, args.broker, args.topic, ca_file=args.ca, protocol=args.mqtt,
                        save_dir=args.save, record=args.record)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     if web:
         spy.page = LivePage(*web, args.topic, spy.stats)
         print(f"attacker: live page at {spy.page.url}", flush=True)

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from splitleak.broker.profiles import ENGINES
 from splitleak.tools.cmd_data import add_data_options
 
 
@@ -55,7 +56,7 @@ def _bench(sub, name: str, bench, show, help: str, description: str):
 
 
 def _stream_options(p, frames: str) -> None:
-    p.add_argument("--engine", choices=("amqtt", "mosquitto"), default="mosquitto",
+    p.add_argument("--engine", choices=ENGINES, default="mosquitto",
                    help="broker (default: mosquitto)")
     p.add_argument("--frames", type=int, default=5000, help=f"{frames} (default: 5000)")
 

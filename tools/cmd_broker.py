@@ -12,8 +12,7 @@ import logging
 import signal
 import threading
 
-ENGINES = ("amqtt", "mosquitto")
-PROFILES = ("open", "auth", "tls")
+from splitleak.broker.profiles import ENGINES, PROFILES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

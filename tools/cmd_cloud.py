@@ -8,9 +8,6 @@ broker cannot be reached, refuses the login or refuses the subscription.
 """
 
 import json
-import logging
-import signal
-import threading
 import time
 
 from splitleak.tools.cmd_edge import add_broker_options, credentials_from
@@ -41,15 +38,14 @@ def broker_url(args) -> str:
 def run(args) -> int:
     from splitleak.broker.urls import parse_url
     from splitleak.cloud.service import CloudHead
+    from splitleak.tools.cli import log_info, stop_on_signals
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log_info()
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
     url = broker_url(args)
     head = CloudHead(args.run, url, ca_file=args.ca, batch=args.batch, protocol=args.mqtt)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         head.start()
         print(f"cloud: ready, subscribed to splitleak/+/activations on {parse_url(url)}",

@@ -4,6 +4,7 @@ measured over MQTT against the same images classified offline; write a report of
 
 from pathlib import Path
 
+from splitleak.broker.profiles import ENGINES
 from splitleak.tools.cmd_data import add_data_options
 
 
@@ -20,7 +21,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--rate", type=float, default=50.0, metavar="HZ",
                         help="edge frames per second, slow enough to watch (0 = as fast as possible)")
     parser.add_argument("--count", type=int, help="frames to stream (default: all 409 validation)")
-    parser.add_argument("--engine", choices=("amqtt", "mosquitto"), default="amqtt")
+    parser.add_argument("--engine", choices=ENGINES, default="amqtt")
     parser.add_argument("--out", default="runs/demo", help="report folder (default: runs/demo)")
     add_data_options(parser)
 

@@ -13,7 +13,6 @@ with --credentials, and for --fleet K start the broker with --node ID-0 … --no
 """
 
 import json
-import logging
 
 from splitleak.tools.cmd_data import add_data_options
 
@@ -80,8 +79,9 @@ def load_source(source: str, omniglot_dir=None):
 
 def run(args) -> int:
     from splitleak.edge.node import EdgeConfig, stream
+    from splitleak.tools.cli import log_info
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log_info()
     if args.wait < 0:
         raise ValueError(f"--wait must be zero or positive, got {args.wait}")
     cfg = EdgeConfig(model=args.model, broker=args.broker, node_id=args.node_id, rate=args.rate,
