@@ -112,8 +112,7 @@ def evaluate_whitebox(run_dir, split: str = "test", limit: int | None = 64, cfg=
     if capture_file:  # the activations an eavesdropper recorded, not a split of ours
         from splitleak.attack import replay
 
-        frames, rejected = replay.read_frames(capture_file, mobile.output_shape[1:])
-        frames = frames[:limit] if limit else frames
+        frames, rejected = replay.read_frames(capture_file, mobile.output_shape[1:], limit)
         recons, trace = whitebox.invert(mobile, np.stack([f.as_float32() for f in frames]), cfg)
         result = {"run": str(run_dir.resolve()), "config": cfg.as_dict(), "trace": trace}
         result |= replay.summarise(frames, rejected, recons, folder, "whitebox-capture", capture_file)
@@ -128,13 +127,14 @@ def evaluate_whitebox(run_dir, split: str = "test", limit: int | None = 64, cfg=
     return result, store.update_eval(folder, "whitebox", split, result)
 
 
-def evaluate_capture(attack_dir, capture_file, truth=None, omniglot_dir=None) -> dict:
+def evaluate_capture(attack_dir, capture_file, truth=None, omniglot_dir=None,
+                     limit: int | None = None) -> dict:
     """Reconstruct a capture file's frames with the black-box decoder; eval.json["blackbox"]["capture"]."""
     from splitleak.attack import replay
     from splitleak.cloud.data import load_protocol
 
     decoder, manifest = store.load_decoder(attack_dir)
-    frames, rejected = replay.read_frames(capture_file, decoder.input_shape[1:])
+    frames, rejected = replay.read_frames(capture_file, decoder.input_shape[1:], limit)
     recons = blackbox.reconstruct(decoder, np.stack([f.as_float32() for f in frames]))
     mean = None
     if truth is not None:

@@ -20,14 +20,14 @@ from splitleak.broker.inbox import FrameInbox
 log = logging.getLogger("splitleak.attack")
 
 
-def read_frames(path, expect_shape=(1, 1, 32)) -> tuple[list, dict]:
-    """The valid frames of a capture file, and the rejected messages counted by reason."""
+def read_frames(path, expect_shape, limit: int | None = None) -> tuple[list, dict]:
+    """The valid frames of a capture file (the first `limit`), and rejections by reason."""
     inbox = FrameInbox(expect_shape, log)
     frames = [f for f in (inbox.decode(t, p) for t, p in capture.read(path)) if f is not None]
     if not frames:
         raise ValueError(f"{path} holds no valid activation frame "
                          f"(rejected: {dict(inbox.rejected) or 'none'})")
-    return frames, dict(inbox.rejected)
+    return frames[:limit], dict(inbox.rejected)
 
 
 def summarise(frames, rejected: dict, recons: np.ndarray, folder, prefix: str, capture_path,

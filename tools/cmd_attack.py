@@ -54,7 +54,8 @@ def add_arguments(parser) -> None:
     p.add_argument("--target", metavar="PATH.tflite", help="default: the one in the manifest")
     p.add_argument("--force", action="store_true",
                    help="evaluate even if the target's sha256 differs from the manifest's")
-    p.add_argument("--limit", type=int, help="score only the first N images of the split")
+    p.add_argument("--limit", type=int,
+                   help="score only the first N images of the split (or frames of the capture)")
     p.add_argument("--from-capture", metavar="FILE",
                    help="reconstruct the frames in a capture file instead of querying the target "
                         "(made by `attack live --record`, or mosquitto_sub -F '%%t %%x')")
@@ -160,7 +161,8 @@ def _eval_capture(args) -> int:
     from splitleak.tools.cmd_edge import load_source
 
     truth = load_source(args.truth, args.omniglot_dir) if args.truth else None
-    result = evaluate.evaluate_capture(args.attack_dir, args.from_capture, truth, args.omniglot_dir)
+    result = evaluate.evaluate_capture(args.attack_dir, args.from_capture, truth, args.omniglot_dir,
+                                       args.limit)
     print(f"capture {args.from_capture}: {result['frames']} frames reconstructed from "
           f"{len(result['nodes'])} node(s), rejected {result['rejected'] or 'none'}")
     if truth is not None:

@@ -84,6 +84,10 @@ def test_live_attacker_reconstructs_stream_and_counts_junk(attack_dir, broker, p
     assert result.returncode == 0, result.stderr[-2000:]
     capture = json.loads((attack_dir / "eval.json").read_text())["blackbox"]["capture"]
     assert capture["frames"] == 10 and sum(capture["rejected"].values()) == junk
+    result = splitleak("attack", "eval", attack_dir, "--from-capture", tmp_path / "capture.txt",
+                       "--limit", 4)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((attack_dir / "eval.json").read_text())["blackbox"]["capture"]["frames"] == 4
 
 
 def test_live_page_in_headless_chromium(attack_dir, broker, publisher, tmp_path):
