@@ -15,6 +15,7 @@ then for the predictions, and reports both.
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from tqdm import tqdm
@@ -81,9 +82,13 @@ class NodeLink:
     round_trips: list = field(default_factory=list)  # seconds, capture -> prediction here
     status_mids: set = field(default_factory=set)  # acks of status messages are not frames
 
-    @property
-    def topic(self) -> str:
+    @cached_property
+    def topic(self) -> str:  # per frame on the hot path: checked and built once
         return topics.activations(self.node_id)
+
+    @cached_property
+    def prediction_topic(self) -> str:
+        return topics.predictions(self.node_id)
 
     def on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -92,7 +97,7 @@ class NodeLink:
         # No PUBACK is handled before this callback returns, so recording the mid here is safe.
         info = client.publish(topics.status(self.node_id), self.online, qos=1, retain=True)
         self.status_mids.add(info.mid)
-        client.subscribe(topics.predictions(self.node_id), qos=1)
+        client.subscribe(self.prediction_topic, qos=1)
 
     def on_disconnect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -112,7 +117,7 @@ class NodeLink:
             self.acked += 1
 
     def on_message(self, client, userdata, msg):
-        if msg.topic != topics.predictions(self.node_id):  # amqtt 0.12 leaks retained messages
+        if msg.topic != self.prediction_topic:  # amqtt 0.12 leaks retained messages
             if not self.foreign:
                 log.warning("%s: ignored a message on %s, which it did not subscribe to; further "
                             "ones are only counted", self.node_id, msg.topic)

@@ -1,7 +1,6 @@
 """Start splitleak nodes as child processes and always stop them again."""
 
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -14,12 +13,11 @@ from splitleak.broker.server import stop_process
 class Node:
     """A `splitleak <command> …` child process whose output is read line by line."""
 
-    def __init__(self, name: str, *args, env=None):
+    def __init__(self, name: str, *args):
         self.name = name
         cmd = [sys.executable, "-m", "splitleak.tools.cli", *map(str, args)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env={**os.environ, **(env or {})},
-                                     start_new_session=True)  # Ctrl-C reaches us, we stop it
+                                     text=True, start_new_session=True)  # Ctrl-C reaches us, we stop it
         self.lines: queue.Queue = queue.Queue()
         self.output: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
