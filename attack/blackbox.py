@@ -6,27 +6,27 @@ inference" (ACSAC 2019, §IV-C): the attacker cannot see the edge model's weight
 model on a surrogate set, then trains a decoder that maps each activation back to its image.
 
 Our recipe: a few % of the surrogate set (chosen by content hash) is held out for early stopping,
-and the default sigmoid decoder minimises BCE + 0.3 * (1 - SSIM). BCE is the Bernoulli likelihood
-of near-binary ink and has the same optimum as MSE (the conditional mean), but that mean is a
-faint haze wherever the stroke position is uncertain; the SSIM term trades a little MSE for clean
-paper and sharper strokes (measured on lite, before the decoder had dropout: MSE +0.0007, SSIM
-0.46 -> 0.62). `augment=True` queries freshly shifted/rotated/zoomed copies every epoch (the
-attacker picks its queries); it lowered test MSE by about 0.002 for both decoders but made training
-2-5x slower, so it is off by default.
+and the default sigmoid decoder (attack/decoders.py, shaped to the activation the target
+publishes) minimises BCE + 0.3 * (1 - SSIM). BCE is the Bernoulli likelihood of near-binary ink
+and has the same optimum as MSE (the conditional mean), but that mean is a faint haze wherever
+the stroke position is uncertain; the SSIM term trades a little MSE for clean paper and sharper
+strokes. `augment=True` queries freshly shifted/rotated/zoomed copies every epoch (the attacker
+picks its queries); it lowers test MSE a little but makes training several times slower, so it
+is off by default. Settings (`TrainConfig`) live in attack/config.py, which imports no TensorFlow.
 """
 
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
 from splitleak.attack import decoders
+from splitleak.attack.config import ARCHS, DEFAULT_ARCH, LOSSES, TrainConfig  # noqa: F401 (re-exported)
+from splitleak.cloud.callbacks import EpochBar, KeepBest
 from splitleak.edge.omniglot import content_hashes
 
 QUERY_CHUNK = 256
-LOSSES = ("mse", "bce", "bce+ssim")
 SSIM_WEIGHT = 0.3
 
 
@@ -42,37 +42,6 @@ def loss_function(name: str):
         return pixel(y_true, y_pred) + SSIM_WEIGHT * (1.0 - ssim)
 
     return loss
-
-
-@dataclass
-class TrainConfig:
-    arch: str = decoders.DEFAULT_ARCH
-    epochs: int = 40
-    batch: int = 32
-    learning_rate: float = 1e-3
-    loss: str = "auto"  # one of LOSSES, or "auto": the seed's MSE for `seed`, else BCE + SSIM
-    augment: bool = False
-    val_percent: int = 5
-    patience: int = 8  # epochs without a better validation loss before stopping; 0: never stop
-    seed: int = 1
-
-    def validate(self) -> None:
-        if self.arch not in decoders.ARCHS:
-            raise ValueError(f"unknown decoder arch '{self.arch}'; "
-                             f"expected one of {', '.join(decoders.ARCHS)}")
-        if self.loss not in ("auto", *LOSSES):
-            raise ValueError(f"unknown loss '{self.loss}'; expected auto, {', '.join(LOSSES)}")
-        if self.epochs < 1 or self.batch < 1 or self.patience < 0:
-            raise ValueError("epochs and batch must be positive integers, patience >= 0")
-        if not 0 < self.val_percent < 50:
-            raise ValueError(f"val_percent must be in 1..49, got {self.val_percent}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-
-    def resolved_loss(self) -> str:
-        if self.loss == "auto":
-            return "mse" if self.arch == "seed" else "bce+ssim"
-        return self.loss
 
 
 def query(stage, images: np.ndarray, progress: str | None = None) -> np.ndarray:
@@ -133,42 +102,6 @@ class QueryPairs(tf.keras.utils.Sequence):
             self.activations = query(self.stage, self.images)
 
 
-class EpochBar(tf.keras.callbacks.Callback):
-    """One tqdm bar over epochs, showing the latest losses."""
-
-    def __init__(self, epochs: int):
-        super().__init__()
-        self.bar = tqdm(total=epochs, desc="train decoder", unit="epoch", file=sys.stderr)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items() if "loss" in k})
-        self.bar.update()
-
-    def on_train_end(self, logs=None):
-        self.bar.close()
-
-
-class KeepBest(tf.keras.callbacks.Callback):
-    """Stop after `patience` epochs without a lower val_loss; always end on the best weights.
-
-    (Keras's EarlyStopping restores them only when it stops early, not after the last epoch.)"""
-
-    def __init__(self, patience: int):
-        super().__init__()
-        self.patience, self.best, self.best_epoch, self.weights = patience, np.inf, -1, None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs["val_loss"] < self.best:
-            self.best, self.best_epoch = logs["val_loss"], epoch
-            self.weights = self.model.get_weights()
-        elif epoch - self.best_epoch >= self.patience:
-            self.model.stop_training = True
-
-    def on_train_end(self, logs=None):
-        if self.weights is not None:
-            self.model.set_weights(self.weights)
-
-
 def train(stage, images: np.ndarray, cfg: TrainConfig, progress: bool = True):
     """Query `stage` on surrogate `images`, fit a decoder; return (decoder, history dict)."""
     cfg.validate()
@@ -178,12 +111,12 @@ def train(stage, images: np.ndarray, cfg: TrainConfig, progress: bool = True):
     held = holdout_mask(images, cfg.val_percent)
     activations = query(stage, images, "query target" if progress else None)
     pairs = QueryPairs(stage, images[~held], activations[~held], cfg.batch, cfg.augment, cfg.seed)
-    decoder = decoders.build(cfg.arch, activations[~held])
+    decoder = decoders.build(cfg.arch, activations[~held], images.shape[1:])
     decoder.compile(tf.keras.optimizers.Adam(cfg.learning_rate),
                     loss_function(cfg.resolved_loss()), metrics=["mse"])
-    callbacks = [EpochBar(cfg.epochs)] if progress else []
+    callbacks = [EpochBar(cfg.epochs, "train decoder")] if progress else []
     if cfg.patience:
-        callbacks.append(KeepBest(cfg.patience))
+        callbacks.append(KeepBest("val_loss", patience=cfg.patience))
     fit = decoder.fit(pairs, validation_data=(activations[held], images[held]),
                       epochs=cfg.epochs, callbacks=callbacks, verbose=0, shuffle=False)
     epochs = [{"epoch": i + 1} | {k: float(v[i]) for k, v in fit.history.items()}
@@ -196,12 +129,13 @@ def train(stage, images: np.ndarray, cfg: TrainConfig, progress: bool = True):
 
 
 def reconstruct(decoder: tf.keras.Model, activations: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Activations (N, 1, 1, 32) or (N, 32) -> images (N, 105, 105, 1) float32 in [0, 1]."""
-    size = int(np.prod(decoders.ACTIVATION_SHAPE))
+    """Activations (N, *decoder input shape), or flat (N, size) -> images float32 in [0, 1]."""
+    shape = tuple(decoder.input_shape[1:])
     acts = np.asarray(activations, np.float32)
-    if acts.ndim < 2 or int(np.prod(acts.shape[1:])) != size:
-        raise ValueError(f"expected activations of shape (N, 1, 1, {size}), got {acts.shape}")
-    acts = acts.reshape((len(acts), *decoders.ACTIVATION_SHAPE))
+    if acts.ndim < 2 or int(np.prod(acts.shape[1:])) != int(np.prod(shape)):
+        raise ValueError(f"this decoder reads activations of shape (N, {', '.join(map(str, shape))})"
+                         f", got {acts.shape}")
+    acts = acts.reshape((len(acts), *shape))
     if len(acts) == 0:
         return np.zeros((0, *decoder.output_shape[1:]), np.float32)
     out = [decoder.predict_on_batch(acts[i:i + batch]) for i in range(0, len(acts), batch)]

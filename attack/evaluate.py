@@ -2,7 +2,11 @@
 
 Baselines on the same images: a blank page (all zeros: ink = 1, paper = 0) and the attacker set's
 mean image — what an attacker gets from the activations without learning anything from them.
-Results go into eval.json as {"blackbox" | "whitebox": {split: result}}, with PNG grids beside it.
+`score` measures and writes nothing; `save` writes the PNG grids and eval.json as
+{"blackbox" | "whitebox": {split | "capture": result}}. Every result has the keys of `score`
+(n, reconstruction, baselines, per_group) and `grids`, plus its own: black box `target`,
+`training_images`, `frames_per_s`; white box `run`, `config`, `trace`; a capture `capture`,
+`frames`, `rejected`, `nodes` (unscored captures have None for the scores).
 """
 
 import time
@@ -17,19 +21,37 @@ SEED_TRAINING_LOSS = 0.0413  # the seed's final decoder training loss (MSE), for
 THROUGHPUT_BATCH = 256
 
 
-def score(originals, recons, alphabets, attacker_mean, folder, prefix) -> dict:
-    """Metrics overall and per alphabet, baselines, and PNG grids written to `folder`."""
+def score(originals, recons, groups=None, attacker_mean=None) -> dict:
+    """Metrics overall and per group, beside the blank page and (if given) the mean image."""
     scores = metrics.per_image(originals, recons)
-    blank = np.zeros_like(originals)
-    mean = np.broadcast_to(attacker_mean, originals.shape).astype(np.float32)
-    return {
-        "n": int(len(originals)),
-        "reconstruction": metrics.summarise(scores),
-        "baselines": {"blank_page": metrics.evaluate(originals, blank),
-                      "attacker_mean_image": metrics.evaluate(originals, mean)},
-        "per_alphabet": metrics.per_group(scores, alphabets),
-        "grids": grids.first_and_extremes(folder, prefix, originals, recons, scores["mse"]),
-    }
+    baselines = {"blank_page": metrics.evaluate(originals, np.zeros_like(originals))}
+    if attacker_mean is not None:
+        mean = np.broadcast_to(attacker_mean, originals.shape).astype(np.float32)
+        baselines["attacker_mean_image"] = metrics.evaluate(originals, mean)
+    return {"n": int(len(originals)), "reconstruction": metrics.summarise(scores),
+            "baselines": baselines,
+            "per_group": {} if groups is None else metrics.per_group(scores, groups)}
+
+
+def unscored(n: int) -> dict:
+    """The keys of `score` for reconstructions without originals to compare with."""
+    return {"n": int(n), "reconstruction": None, "baselines": None, "per_group": None}
+
+
+def write_grids(folder, prefix: str, recons, originals=None) -> list[str]:
+    """Write <prefix>-first16.png (under the originals if given) and, with originals,
+    <prefix>-best-worst.png by MSE; return their names."""
+    if originals is None:
+        return [grids.save_grid(Path(folder) / f"{prefix}-first16.png",
+                                [("reconstructed", recons[:16])]).name]
+    return grids.first_and_extremes(folder, prefix, originals, recons,
+                                    metrics.mse(originals, recons))
+
+
+def save(folder, section: str, split: str, result: dict, recons, originals=None) -> Path:
+    """Write the grids (named in result["grids"]) and eval.json[section][split] = result."""
+    result["grids"] = write_grids(folder, f"{section}-{split}", recons, originals)
+    return store.update_eval(folder, section, split, result)
 
 
 def throughput(decoder, activations: np.ndarray, frames: int = 2048, repeats: int = 3) -> float:
@@ -75,14 +97,13 @@ def evaluate_blackbox(attack_dir, split: str = "test", target=None, force: bool 
     attacker = attacker_images(proto, manifest)
     result = {"target": {"path": str(stage.path), "sha256": stage.sha256,
                          "matches_manifest": stage.sha256 == manifest["target"]["sha256"]}}
-    result |= score(images.images, recons, images.alphabets, attacker.mean(axis=0),
-                    attack_dir, f"blackbox-{split}")
+    result |= score(images.images, recons, images.alphabets, attacker.mean(axis=0))
     own = attacker[~blackbox.holdout_mask(attacker, manifest["config"]["val_percent"])]
     own_recons = blackbox.reconstruct(decoder, blackbox.query(stage, own, "query training images"))
     result["training_images"] = {"mse": float(np.mean((own - own_recons) ** 2)), "n": len(own),
                                  "seed_final_training_loss": SEED_TRAINING_LOSS}
     result["frames_per_s"] = {"batch": THROUGHPUT_BATCH, "value": throughput(decoder, activations)}
-    store.update_eval(attack_dir, "blackbox", split, result)
+    save(attack_dir, "blackbox", split, result, recons, images.images)
     return result
 
 
@@ -115,16 +136,16 @@ def evaluate_whitebox(run_dir, split: str = "test", limit: int | None = 64, cfg=
         frames, rejected = replay.read_frames(capture_file, mobile.output_shape[1:], limit)
         recons, trace = whitebox.invert(mobile, np.stack([f.as_float32() for f in frames]), cfg)
         result = {"run": str(run_dir.resolve()), "config": cfg.as_dict(), "trace": trace}
-        result |= replay.summarise(frames, rejected, recons, folder, "whitebox-capture", capture_file)
-        return result, store.update_eval(folder, "whitebox", "capture", result)
+        result |= replay.score(frames, rejected, recons, capture_file)
+        replay.save_pngs(folder, "whitebox-capture", frames, recons)
+        return result, save(folder, "whitebox", "capture", result, recons)
     proto = load_protocol(run["protocol"], omniglot_dir)
     images = select(getattr(proto, split), limit)
     activations = whitebox.intercepted(run_dir, mobile, images.images)
     recons, trace = whitebox.invert(mobile, activations, cfg)
     result = {"run": str(run_dir.resolve()), "config": cfg.as_dict(), "trace": trace}
-    result |= score(images.images, recons, images.alphabets,
-                    proto.attacker.images.mean(axis=0), folder, f"whitebox-{split}")
-    return result, store.update_eval(folder, "whitebox", split, result)
+    result |= score(images.images, recons, images.alphabets, proto.attacker.images.mean(axis=0))
+    return result, save(folder, "whitebox", split, result, recons, images.images)
 
 
 def evaluate_capture(attack_dir, capture_file, truth=None, omniglot_dir=None,
@@ -140,7 +161,7 @@ def evaluate_capture(attack_dir, capture_file, truth=None, omniglot_dir=None,
     if truth is not None:
         proto = load_protocol(manifest["data"]["protocol"], omniglot_dir)
         mean = attacker_images(proto, manifest).mean(axis=0)
-    result = replay.summarise(frames, rejected, recons, attack_dir, "blackbox-capture",
-                              capture_file, truth, mean)
-    store.update_eval(attack_dir, "blackbox", "capture", result)
+    result = replay.score(frames, rejected, recons, capture_file, truth, mean)
+    replay.save_pngs(attack_dir, "blackbox-capture", frames, recons)
+    save(attack_dir, "blackbox", "capture", result, recons, replay.originals(frames, truth))
     return result

@@ -23,7 +23,7 @@ PAGE = """<!doctype html>
 </style></head>
 <body>
 <h1>What the eavesdropper sees</h1>
-<p>Each image is reconstructed from a 1x1x32 activation read off the MQTT topic
+<p>Each image is reconstructed from a %(shape)s activation read off the MQTT topic
 <code>%(topic)s</code>; the device never sent a pixel.</p>
 <div id="stats">waiting for frames…</div>
 <div id="nodes"></div>
@@ -63,8 +63,11 @@ events.addEventListener("stats", (e) => {
 class LivePage:
     """Serve the page and fan events out to every connected browser."""
 
-    def __init__(self, host: str, port: int, topic: str, stats):
+    def __init__(self, host: str, port: int, topic: str, stats, activation_shape: tuple):
+        """`activation_shape`: what the decoder reads, e.g. `decoder.input_shape[1:]`."""
         self.topic, self.stats = topic, stats
+        self.html = (PAGE % {"topic": topic,
+                             "shape": "x".join(map(str, activation_shape))}).encode()
         self._clients: list[queue.Queue] = []
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -107,7 +110,7 @@ class LivePage:
 
             def do_GET(self):
                 if self.path == "/":
-                    self._send(200, "text/html; charset=utf-8", (PAGE % {"topic": page.topic}).encode())
+                    self._send(200, "text/html; charset=utf-8", page.html)
                 elif self.path == "/stats":
                     self._send(200, "application/json", json.dumps(page.stats()).encode())
                 elif self.path == "/events":

@@ -4,7 +4,8 @@ A capture is what the eavesdropper recorded (`attack live --record`) or what
 `mosquitto_sub -t 'splitleak/+/activations' -F '%t %x'` printed. Frames are decoded with the
 shared wire module (bad ones are counted, not fatal) and reconstructed by a black-box decoder or
 by white-box inversion. With the true images (`truth`, indexed by sequence number, as the
-edge node streams them) the reconstructions are scored like any evaluation.
+edge node streams them) the reconstructions are scored like any evaluation, per node. `score`
+measures and writes nothing; `save_pngs` writes the frames' reconstructions.
 """
 
 import logging
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from splitleak.attack import grids, live
+from splitleak.attack import live
 from splitleak.broker import capture
 from splitleak.broker.inbox import FrameInbox
 
@@ -30,20 +31,27 @@ def read_frames(path, expect_shape, limit: int | None = None) -> tuple[list, dic
     return frames[:limit], dict(inbox.rejected)
 
 
-def summarise(frames, rejected: dict, recons: np.ndarray, folder, prefix: str, capture_path,
-              truth: np.ndarray | None = None, attacker_mean=None) -> dict:
-    """Write PNGs per node and sequence number and a grid; score against `truth` if given."""
-    from splitleak.attack.evaluate import score
+def originals(frames, truth: np.ndarray | None) -> np.ndarray | None:
+    """The true image of each frame (`truth` indexed by sequence number), or None."""
+    if truth is None:
+        return None
+    return truth[np.array([f.seq for f in frames]) % len(truth)]
 
-    folder = Path(folder)
-    for frame, image in zip(frames, recons, strict=True):
-        live.save_png(folder / prefix, frame, live.to_png(image))
+
+def score(frames, rejected: dict, recons: np.ndarray, capture_path,
+          truth: np.ndarray | None = None, attacker_mean=None) -> dict:
+    """What the capture held, and the scores per node against `truth` if given; writes nothing."""
+    from splitleak.attack import evaluate
+
     result = {"capture": str(capture_path), "frames": len(frames), "rejected": rejected,
               "nodes": dict(Counter(f.node_id for f in frames))}
     if truth is None:
-        result["grids"] = [grids.save_grid(folder / f"{prefix}-first16.png",
-                                           [("reconstructed", recons[:16])]).name]
-        return result
-    originals = truth[np.array([f.seq for f in frames]) % len(truth)]
+        return result | evaluate.unscored(len(frames))
     groups = np.array([f.node_id for f in frames])
-    return result | score(originals, recons, groups, attacker_mean, folder, prefix)
+    return result | evaluate.score(originals(frames, truth), recons, groups, attacker_mean)
+
+
+def save_pngs(folder, prefix: str, frames, recons: np.ndarray) -> None:
+    """One PNG per frame: folder/prefix/<node>/<seq>.png."""
+    for frame, image in zip(frames, recons, strict=True):
+        live.save_png(Path(folder) / prefix, frame, live.to_png(image))

@@ -19,7 +19,9 @@ Activation frame, version 1, all integers little-endian:
     34+N    4*ndim  u32      shape, one u32 per dimension
     34+N+4*ndim     ...      activation values, C order, little-endian (1 or 4 bytes each)
 
-The whole frame is at most MAX_PAYLOAD bytes. `decode` checks every field and raises a
+No message is longer than MAX_PAYLOAD; a subscriber that knows the model's activation shape
+also refuses any frame longer than that activation needs (`frame_limit`). `decode` checks every
+field and raises a
 `WireError` subclass whose `reason` ("magic", "version", "truncated", ...) is a short
 counter key. Predictions and node status are small JSON objects (`encode_prediction`,
 `decode_prediction`, `encode_status`, `decode_status`).
@@ -33,11 +35,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from splitleak.broker.topics import check_node_id
+from splitleak.broker.topics import MAX_NODE_ID_BYTES, check_node_id
 
 MAGIC = b"SLAK"
 VERSION = 1
-MAX_PAYLOAD = 64 * 1024
+MAX_PAYLOAD = 1 << 20  # any message; a frame is further bounded by its model (frame_limit)
+MAX_JSON = 64 * 1024  # predictions and status
 MAX_NDIM = 8
 HEADER = struct.Struct("<4sBBBBQdfiH")  # magic .. node id length: 34 bytes
 DTYPES = {1: np.dtype("<f4"), 2: np.dtype("i1")}
@@ -185,9 +188,16 @@ def encode(frame: Frame) -> bytes:
     return payload
 
 
-def _read_header(payload: bytes) -> tuple:
-    if len(payload) > MAX_PAYLOAD:
-        raise TooLarge(f"message is {len(payload)} bytes, the limit is {MAX_PAYLOAD}")
+def frame_limit(shape, dtype: str = "float32") -> int:
+    """The longest valid frame carrying an activation of `shape` (longest node id allowed)."""
+    values = math.prod(shape) * np.dtype(dtype).itemsize
+    return HEADER.size + MAX_NODE_ID_BYTES + 4 * len(shape) + values
+
+
+def _read_header(payload: bytes, limit: int = MAX_PAYLOAD) -> tuple:
+    if len(payload) > limit:
+        raise TooLarge(f"message is {len(payload)} bytes, the limit is {limit}"
+                       + ("" if limit == MAX_PAYLOAD else " for this model's activation"))
     if len(payload) < 4 or payload[:4] != MAGIC:
         raise BadMagic(f"message does not start with {MAGIC!r}: not a splitleak frame")
     if len(payload) >= 5 and payload[4] != VERSION:
@@ -203,7 +213,8 @@ def decode(payload: bytes, expect_shape: tuple | None = None,
            expect_dtype: str | None = None) -> Frame:
     """Parse and check a frame; optionally require a shape and dtype ('float32'/'int8')."""
     payload = bytes(payload)
-    _, _, code, ndim, flags, seq, captured_at, scale, zero_point, n = _read_header(payload)
+    limit = frame_limit(expect_shape) if expect_shape is not None else MAX_PAYLOAD
+    _, _, code, ndim, flags, seq, captured_at, scale, zero_point, n = _read_header(payload, limit)
     if flags != 0:
         raise BadFlags(f"reserved flags byte is {flags:#04x}, expected 0")
     if code not in DTYPES:
@@ -283,8 +294,8 @@ def encode_prediction(node_id: str, seq: int, label: int, probs: list[float],
 
 def _json_object(payload: bytes, what: str, error: type[WireError]) -> dict:
     """Parse a small JSON object (no NaN/Infinity); `error` says what is wrong."""
-    if len(payload) > MAX_PAYLOAD:
-        raise TooLarge(f"message is {len(payload)} bytes, the limit is {MAX_PAYLOAD}")
+    if len(payload) > MAX_JSON:
+        raise TooLarge(f"{what} is {len(payload)} bytes, the limit is {MAX_JSON}")
 
     def reject_constant(name: str):
         raise error(f"{what} contains {name}, which is not valid JSON")

@@ -1,7 +1,8 @@
 """Export the mobile stage to TFLite (float32 and full-integer int8) and check parity.
 
 Parity is measured with the edge's own interpreter (edge/runtime.py), the code that will run
-on the device: float32 must match Keras to 1e-4; for int8 we record the activation's relative
+on the device: float32 must match Keras to 1e-4 (relative to the largest activation when that
+exceeds 1: float32 rounding grows with the values); for int8 we record the activation's relative
 error and how often the head's top-1 class agrees with the float model's.
 """
 
@@ -82,9 +83,10 @@ def parity(mobile: tf.keras.Model, cloud_head: tf.keras.Model, images: np.ndarra
     as_float = MobileStage(Path(out_dir) / "mobile.tflite").run(images)
     as_int8 = MobileStage(Path(out_dir) / "mobile_int8.tflite").run(images)
     max_diff = float(np.abs(as_float - reference).max())
-    if max_diff > FLOAT_TOLERANCE:
+    tolerance = FLOAT_TOLERANCE * max(1.0, float(np.abs(reference).max()))
+    if max_diff > tolerance:
         raise ValueError(f"TFLite float32 differs from Keras by {max_diff:.2e} "
-                         f"(tolerance {FLOAT_TOLERANCE:.0e})")
+                         f"(tolerance {tolerance:.1e})")
     norms = np.linalg.norm((as_int8 - reference).reshape(len(images), -1), axis=1)
     scale = np.linalg.norm(reference.reshape(len(images), -1), axis=1) + 1e-12
     top_float = cloud_head.predict(reference, verbose=0).argmax(1)

@@ -1,54 +1,71 @@
-"""The split target model, defined once: a mobile stage (on the device) and a head (in the cloud).
+"""The split target model, defined once and cut after block K (the split depth).
 
-Mobile stage, input 105x105x1 (ink = 1), output 1x1x32 — the activation sent over MQTT:
+The whole network, input 105x105x1 (ink = 1):
   4 x [Conv2D 32 (kernels 7, 7, 5, 3), relu -> norm -> MaxPool (3/3, 3/2, 2/2, 2/2) -> Dropout]
-Head: Dense 256 relu -> Flatten -> Dropout -> Dense softmax.
+  -> Dense 256 relu -> Flatten -> Dropout -> Dense softmax
+Mobile stage (on the device) = blocks 1..K; its output is the activation sent over MQTT
+(K = 1: 33x33x32, 2: 13x13x32, 3: 4x4x32, 4: 1x1x32, the seed's cut). Head (in the cloud) =
+blocks K+1..4, then the dense layers. One architecture for every K, so accuracies compare.
 
 `norm` is "batch" (the seed), "group" (GroupNormalization: per-example, so it keeps DP-SGD's
-per-example guarantee) or "none".
+per-example guarantee) or "none". Shapes elsewhere come from the built stages, not from here.
 """
 
 import tensorflow as tf
 
+from splitleak.cloud.config import DEFAULT_SPLIT, NORMS, SPLITS, check_split
+
 INPUT_SHAPE = (105, 105, 1)
-ACTIVATION_SHAPE = (1, 1, 32)
 BLOCKS = ((7, 3, 3), (7, 3, 2), (5, 2, 2), (3, 2, 2))  # (kernel, pool size, pool stride)
-NORMS = ("batch", "group", "none")
+FILTERS = 32
+DROPOUT = 0.2
+assert len(BLOCKS) == len(SPLITS), "config.SPLITS names one cut per block"
 
 
-def _norm(kind: str, name: str):
-    if kind == "batch":
-        return tf.keras.layers.BatchNormalization(name=name)
-    if kind == "group":
-        return tf.keras.layers.GroupNormalization(groups=8, name=name)
-    return None
+def _blocks(x, first: int, last: int, norm: str):
+    """Apply conv blocks first..last (1-based) to x."""
+    layers = tf.keras.layers
+    for i in range(first, last + 1):
+        kernel, pool, stride = BLOCKS[i - 1]
+        x = layers.Conv2D(FILTERS, kernel, activation="relu", name=f"conv{i}")(x)
+        if norm == "batch":
+            x = layers.BatchNormalization(name=f"norm{i}")(x)
+        elif norm == "group":
+            x = layers.GroupNormalization(groups=8, name=f"norm{i}")(x)
+        x = layers.MaxPooling2D(pool, stride, name=f"pool{i}")(x)
+        x = layers.Dropout(DROPOUT, name=f"drop{i}")(x)
+    return x
 
 
-def mobile_stage(norm: str = "batch", dropout: float = 0.2, filters: int = 32) -> tf.keras.Model:
-    """The on-device part; its output is the intercepted 1x1x32 activation."""
+def mobile_stage(norm: str = "batch", split_after: int = DEFAULT_SPLIT) -> tf.keras.Model:
+    """The on-device part, blocks 1..K; its output is the intercepted activation."""
     if norm not in NORMS:
         raise ValueError(f"unknown norm '{norm}'; expected one of {', '.join(NORMS)}")
-    x = inputs = tf.keras.Input(INPUT_SHAPE, name="image")
-    for i, (kernel, pool, stride) in enumerate(BLOCKS, start=1):
-        x = tf.keras.layers.Conv2D(filters, kernel, activation="relu", name=f"conv{i}")(x)
-        layer = _norm(norm, f"norm{i}")
-        x = layer(x) if layer is not None else x
-        x = tf.keras.layers.MaxPooling2D(pool, stride, name=f"pool{i}")(x)
-        x = tf.keras.layers.Dropout(dropout, name=f"drop{i}")(x)
-    return tf.keras.Model(inputs, x, name="mobile")
+    inputs = tf.keras.Input(INPUT_SHAPE, name="image")
+    outputs = _blocks(inputs, 1, check_split(split_after), norm)
+    return tf.keras.Model(inputs, outputs, name="mobile")
 
 
-def head(num_classes: int, dropout: float = 0.2) -> tf.keras.Model:
-    """The cloud part: activation in, class probabilities out."""
-    x = inputs = tf.keras.Input(ACTIVATION_SHAPE, name="activation")
-    x = tf.keras.layers.Dense(256, activation="relu", name="dense")(x)
-    x = tf.keras.layers.Flatten(name="flatten")(x)
-    x = tf.keras.layers.Dropout(dropout, name="drop")(x)
-    x = tf.keras.layers.Dense(num_classes, activation="softmax", name="probs")(x)
+def head(num_classes: int, activation_shape: tuple, norm: str = "batch",
+         split_after: int = DEFAULT_SPLIT) -> tf.keras.Model:
+    """The cloud part: the activation in (blocks K+1..4, dense layers), probabilities out."""
+    layers = tf.keras.layers
+    x = inputs = tf.keras.Input(tuple(activation_shape), name="activation")
+    x = _blocks(x, check_split(split_after) + 1, len(BLOCKS), norm)
+    x = layers.Dense(256, activation="relu", name="dense")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(DROPOUT, name="drop")(x)
+    x = layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return tf.keras.Model(inputs, x, name="head")
+
+
+def stages(num_classes: int, norm: str = "batch", split_after: int = DEFAULT_SPLIT):
+    """(mobile, head) for a cut after block `split_after`; the head reads the mobile's shape."""
+    mobile = mobile_stage(norm, split_after)
+    return mobile, head(num_classes, mobile.output_shape[1:], norm, split_after)
 
 
 def split_model(mobile: tf.keras.Model, cloud_head: tf.keras.Model) -> tf.keras.Model:
     """Compose the two stages for training; the stages share weights with the whole."""
-    inputs = tf.keras.Input(INPUT_SHAPE, name="image")
+    inputs = tf.keras.Input(mobile.input_shape[1:], name="image")
     return tf.keras.Model(inputs, cloud_head(mobile(inputs)), name="split")

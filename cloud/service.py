@@ -25,9 +25,9 @@ import numpy as np
 
 from splitleak.broker import topics, wire
 from splitleak.broker.inbox import Rejections, decode_frame
+from splitleak.broker.stats import percentiles
 from splitleak.broker.urls import CallerLoop, acknowledged, connect, make_client, refusal_text
 from splitleak.cloud import artifacts
-from splitleak.edge.node import percentiles
 
 log = logging.getLogger("splitleak.cloud")
 

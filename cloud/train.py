@@ -1,8 +1,9 @@
 """Train the split target on a protocol's target images, export TFLite, write a run directory.
 
-Recipe (the seed's architecture; the rest is ours): Adam 1e-3, light augmentation (shifts,
-rotations, zoom — applied to the input pipeline, not the model), the learning rate halved when
-validation loss stalls, and the weights of the best validation epoch kept.
+Recipe (the seed's architecture, cut after block `split_after`; the rest is ours): Adam 1e-3,
+light augmentation (shifts, rotations, zoom — applied to the input pipeline, not the model), the
+learning rate halved when validation loss stalls, and the weights of the best validation epoch
+kept (those are the weights saved: metrics.json reports the model on disk).
 
 RUN_DIR after a run:
   mobile.keras, head.keras           the two stages (Keras)
@@ -12,27 +13,17 @@ RUN_DIR after a run:
 """
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import tensorflow as tf
 
 from splitleak.cloud import artifacts, export, model
+from splitleak.cloud.callbacks import KeepBest
+from splitleak.cloud.config import TrainConfig
 from splitleak.cloud.data import Protocol
 
 PARITY_IMAGES = 128
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 20
-    batch: int = 32
-    learning_rate: float = 1e-3
-    patience: int = 6  # epochs without a better validation accuracy before stopping
-    augment: bool = True
-    norm: str = "batch"
-    seed: int = 1
-    limit: int | None = None  # train on the first N images only (quick tests)
 
 
 def augmenter(seed: int) -> tf.keras.Sequential:
@@ -57,20 +48,19 @@ def dataset(images, labels, cfg: TrainConfig, training: bool) -> tf.data.Dataset
 
 def fit(proto: Protocol, cfg: TrainConfig):
     """Build and train both stages; return (mobile, head, per-epoch history)."""
+    cfg.validate()
     tf.keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same run
     train, val = proto.train, proto.val
     if cfg.limit:
         train, val = train.select(slice(0, cfg.limit)), val.select(slice(0, cfg.limit))
-    mobile = model.mobile_stage(cfg.norm)
-    cloud_head = model.head(len(proto.classes))
+    mobile, cloud_head = model.stages(len(proto.classes), cfg.norm, cfg.split_after)
     whole = model.split_model(mobile, cloud_head)
     whole.compile(tf.keras.optimizers.Adam(cfg.learning_rate),
                   "sparse_categorical_crossentropy", metrics=["accuracy"])
     callbacks = [
         tf.keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_lr=1e-5),
-        tf.keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience,
-                                         restore_best_weights=True),
+        KeepBest("val_accuracy", higher_is_better=True, patience=cfg.patience),
     ]
     hist = whole.fit(dataset(train.images, proto.labels(train), cfg, True),
                      validation_data=dataset(val.images, proto.labels(val), cfg, False),
@@ -92,6 +82,8 @@ def run(proto: Protocol, cfg: TrainConfig, out, force: bool = False) -> dict:
         if len(check) < PARITY_IMAGES:  # tiny runs: top up from the training images
             check = np.concatenate([check, proto.train.images[:PARITY_IMAGES - len(check)]])
         metrics = {
+            "split_after": cfg.split_after,
+            "activation_shape": list(mobile.output_shape[1:]),
             "epochs": epochs,
             "best_epoch": best["epoch"],
             "train_accuracy": best["accuracy"],
@@ -106,8 +98,9 @@ def run(proto: Protocol, cfg: TrainConfig, out, force: bool = False) -> dict:
             "sizes": proto.sizes() | ({"train_used": cfg.limit} if cfg.limit else {}),
             "config": asdict(cfg),
             "polarity": "ink 1.0 on paper 0.0",
-            "input": {"shape": list(model.INPUT_SHAPE), "dtype": "float32"},
-            "activation": {"shape": list(model.ACTIVATION_SHAPE), "dtype": "float32"},
+            "split_after": cfg.split_after,
+            "input": {"shape": list(mobile.input_shape[1:]), "dtype": "float32"},
+            "activation": {"shape": list(mobile.output_shape[1:]), "dtype": "float32"},
             "tflite": tensors,
             "versions": artifacts.versions(),
             "artifacts": artifacts.hash_artifacts(tmp),

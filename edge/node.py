@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from splitleak.broker import topics, wire
+from splitleak.broker.stats import percentiles
 from splitleak.broker.urls import CallerLoop, acknowledged, connect, make_client, refusal_text, url_for_user
 from splitleak.edge.runtime import MobileStage
 
@@ -239,9 +240,3 @@ def _summary(links: list[NodeLink], seconds: float, model_sha256: str) -> dict:
             "refusals": {x.topic: [x.refused, x.refusal] for x in links if x.refused},
             "per_node": {x.node_id: x.summary() for x in links}}
 
-
-def percentiles(ms: np.ndarray) -> dict | None:
-    """p50, p90, p99 of milliseconds, rounded; None when there are none."""
-    if not len(ms):
-        return None
-    return {q: round(float(np.percentile(ms, int(q[1:]))), 2) for q in ("p50", "p90", "p99")}

@@ -23,6 +23,7 @@ COMMANDS = {
     "edge": ("splitleak.tools.cmd_edge", "run an edge node: TFLite mobile stage, activations to MQTT"),
     "cloud": ("splitleak.tools.cmd_cloud", "run the cloud head: activations in, predictions out"),
     "bench": ("splitleak.tools.cmd_bench", "benchmarks with JSON output"),
+    "sweep": ("splitleak.tools.cmd_sweep", "experiments across settings (split depth), one table"),
 }
 
 

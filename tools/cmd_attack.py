@@ -10,12 +10,12 @@
 import argparse
 from pathlib import Path
 
+from splitleak.attack.config import ARCHS, LOSSES, TrainConfig
 from splitleak.cloud.data import PROTOCOLS
 from splitleak.tools import cmd_attack_live as live
 from splitleak.tools.cmd_data import add_data_options
 
-ARCHS = ("upsample", "seed")  # keep in sync with splitleak.attack.decoders.ARCHS
-LOSSES = ("auto", "mse", "bce", "bce+ssim")
+DEFAULTS = TrainConfig()
 SPLITS = ("test", "attacker")
 
 
@@ -29,18 +29,20 @@ def add_arguments(parser) -> None:
                    help="the deployed mobile stage, e.g. runs/lite/mobile.tflite")
     p.add_argument("--protocol", choices=PROTOCOLS,
                    help="whose attacker split to use (default: the target run's, else lite)")
-    p.add_argument("--arch", choices=ARCHS, default="upsample",
-                   help="decoder: upsample (ours, default) or seed (the seed's 4 deconvs)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--loss", choices=LOSSES, default="auto",
+    p.add_argument("--arch", choices=ARCHS, default=DEFAULTS.arch,
+                   help=f"decoder (default {DEFAULTS.arch}: ours, shaped to the target's "
+                        "activation; seed: the seed's 4 deconvs, 1x1 activations only)")
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    p.add_argument("--batch", type=int, default=DEFAULTS.batch)
+    p.add_argument("--lr", type=float, default=DEFAULTS.learning_rate, help="Adam learning rate")
+    p.add_argument("--loss", choices=("auto", *LOSSES), default=DEFAULTS.loss,
                    help="auto: mse for seed, bce+ssim for upsample")
-    p.add_argument("--patience", type=int, default=8,
-                   help="early stopping on the held-out 5%% (0: train all epochs, as the seed)")
-    p.add_argument("--augment", action="store_true",
+    p.add_argument("--patience", type=int, default=DEFAULTS.patience,
+                   help=f"early stopping on the held-out {DEFAULTS.val_percent}%% "
+                        "(0: train all epochs, as the seed)")
+    p.add_argument("--augment", action="store_true", default=DEFAULTS.augment,
                    help="query freshly augmented surrogate images every epoch")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--out", metavar="ATTACK_DIR",
                    help="default: runs/attack-<protocol>-<arch>")
     p.add_argument("--force", action="store_true", help="replace an existing ATTACK_DIR")
@@ -97,7 +99,7 @@ def _positive(**values) -> None:
 
 def _train(args) -> int:
     _positive(epochs=args.epochs, batch=args.batch, limit=args.limit)
-    from splitleak.attack import blackbox, store
+    from splitleak.attack import store
     from splitleak.cloud.data import load_protocol
 
     target = store.target_info(args.target)
@@ -105,10 +107,9 @@ def _train(args) -> int:
     out = Path(args.out or f"runs/attack-{protocol}-{args.arch}")
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} already exists; pass --force to replace it")
-    cfg = blackbox.TrainConfig(arch=args.arch, epochs=args.epochs, batch=args.batch,
-                               learning_rate=args.lr, loss=args.loss, augment=args.augment,
-                               patience=args.patience, seed=args.seed)
-    cfg.validate()
+    cfg = TrainConfig(arch=args.arch, epochs=args.epochs, batch=args.batch, learning_rate=args.lr,
+                      loss=args.loss, augment=args.augment, patience=args.patience,
+                      seed=args.seed).validate()
     train_decoder(target, load_protocol(protocol, args.omniglot_dir), cfg, out, args.force,
                   args.limit)
     return 0
@@ -181,7 +182,8 @@ def _whitebox(args) -> int:
     result, path = evaluate.evaluate_whitebox(args.run, args.split, args.limit, cfg,
                                               args.attack_dir, args.omniglot_dir,
                                               args.from_capture)
-    _print_scores(result, f"white box on {args.split}")
+    _print_scores(result, "white box on " + ("the captured frames" if args.from_capture
+                                             else args.split))
     t = result["trace"]
     print(f"  activation loss {t['initial']['activation']:.4f} -> {t['final']['activation']:.4f}")
     print(f"wrote {path}")
@@ -189,12 +191,20 @@ def _whitebox(args) -> int:
 
 
 def _print_scores(result: dict, title: str) -> None:
-    print(f"{title} ({result['n']} images)          MSE     PSNR   SSIM")
+    if result["reconstruction"] is None:
+        print(f"{title}: {result['n']} images, not scored (no true images to compare with)")
+        return
+    print(f"{title} ({result['n']} images)")
+    print(f"  {'':<30} {'MSE':>6}  {'PSNR':>6}  {'SSIM':>6}  top-1  top-5  median rank")
     rows = [("reconstruction", result["reconstruction"])]
     rows += [(f"baseline: {k.replace('_', ' ')}", v) for k, v in result["baselines"].items()]
+    rows += [(f"  {k}", v) for k, v in result["per_group"].items()]
     for name, s in rows:
         psnr = f"{s['psnr']:6.2f}" if s["psnr"] is not None else "   inf"
-        print(f"  {name:<30} {s['mse']:.4f}  {psnr}  {s['ssim']:.3f}")
-    for name, s in result["per_alphabet"].items():
-        print(f"  {'  ' + name:<30} {s['mse']:.4f}  {s['psnr'] or float('inf'):6.2f}  "
-              f"{s['ssim']:.3f}")
+        i = s["identification"]
+        print(f"  {name:<30} {s['mse']:.4f}  {psnr}  {s['ssim']:6.3f}  {i['top1']:.3f}  "
+              f"{i['top5']:.3f}  {i['median_rank']:11g}")
+    i = result["reconstruction"]["identification"]
+    print(f"  top-1/top-5: own original first/in the first 5 of all {i['n']} by "
+          f"{i['similarity']} similarity; chance {i['chance_top1']:.3g} (1/N), "
+          f"{i['chance_top5']:.3g} (5/N)")

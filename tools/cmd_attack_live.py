@@ -43,7 +43,7 @@ def run(args) -> int:
                        save_dir=args.save, record=args.record)
     stop = stop_on_signals()
     if web:
-        spy.page = LivePage(*web, args.topic, spy.stats)
+        spy.page = LivePage(*web, args.topic, spy.stats, decoder.input_shape[1:])
         print(f"attacker: live page at {spy.page.url}", flush=True)
     spy.start()
     print(f"attacker: listening on {args.topic}", flush=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from splitleak.broker.profiles import ENGINES
 from splitleak.tools.cmd_data import add_data_options
+from splitleak.tools.cmd_train import add_run_options, pick_run
 
 
 def add_arguments(parser) -> None:
@@ -29,8 +30,7 @@ def add_arguments(parser) -> None:
                "Streams the lite validation images (cycled) from --fleet edge nodes through a fresh "
                "broker to the cloud head. Lost = frames sent minus predictions back at the edge; "
                "latency = capture on the edge -> prediction published (cloud head).")
-    p.add_argument("--run", type=Path, default=Path("runs/lite"), metavar="RUN_DIR",
-                   help="a `splitleak train` run (default: runs/lite)")
+    add_run_options(p, "a `splitleak train` run")
     _stream_options(p, "frames per node")
     p.add_argument("--fleet", type=int, default=1, metavar="K", help="edge nodes (default: 1)")
     p.add_argument("--rate", type=float, default=0.0, metavar="HZ",
@@ -99,7 +99,7 @@ def bench_tflite(args) -> dict:
     from splitleak.tools.bench import median_ms
 
     mobile = tf.keras.models.load_model(args.run_dir / "mobile.keras")
-    image = np.random.default_rng(0).random((1, 105, 105, 1), dtype=np.float32)
+    image = np.random.default_rng(0).random((1, *mobile.input_shape[1:]), dtype=np.float32)
     engines = {"keras": lambda: mobile(image, training=False)}
     for name in ("mobile.tflite", "mobile_int8.tflite"):
         stage = MobileStage(args.run_dir / name)
@@ -111,10 +111,12 @@ def bench_tflite(args) -> dict:
 
 def bench_pipeline(args) -> dict:
     """Run the deployment once; the edge's and the cloud's summaries and the key numbers."""
-    from splitleak.tools.demo import Deployment
+    from splitleak.tools.demo import Deployment, frame_bytes
 
+    args.run, split_after = pick_run(args.run, args.split_after)
     _check_pipeline_args(args)
     data = ["--omniglot-dir", args.omniglot_dir] if args.omniglot_dir else []
+    size = frame_bytes(args.run, "edge-0" if args.fleet > 1 else "edge")
     with Deployment(args.run, args.engine) as dep:
         cloud = dep.start_cloud("--json", "--batch", args.batch)
         edge = dep.start_edge("--source", "lite-val", "--count", args.frames, "--fleet",
@@ -128,7 +130,10 @@ def bench_pipeline(args) -> dict:
             raise OSError(f"the edge node failed: {edge.tail(1).strip()}")
         cloud.stop()
         edge_summary, cloud_summary = edge.json(), cloud.json()
+    fps = cloud_summary["frames_per_second"]
     return {"bench": "pipeline", "engine": args.engine, "machine": platform.machine(),
+            "run": str(args.run), "split_after": split_after, "bytes_per_frame": size,
+            "megabytes_per_second": round(fps * size / 1e6, 2) if fps else None,
             "frames_per_node": args.frames, "fleet": args.fleet, "rate_hz": args.rate,
             "batch": args.batch, "sent": edge_summary["sent"],
             "predictions_received": edge_summary["predictions"],
@@ -151,11 +156,13 @@ def _check_pipeline_args(args) -> None:
 
 def _print_pipeline(r: dict) -> None:
     lat, trip = r["latency_ms"] or {}, r["round_trip_ms"] or {}
-    print(f"pipeline ({r['engine']}, {r['fleet']} node(s) x {r['frames_per_node']} frames, "
+    print(f"pipeline ({r['engine']}, split after block {r['split_after']}, {r['bytes_per_frame']:,} "
+          f"bytes/frame, {r['fleet']} node(s) x {r['frames_per_node']} frames, "
           f"rate {r['rate_hz'] or 'unpaced'}): sent {r['sent']}, predictions back "
           f"{r['predictions_received']}, lost {r['lost']}, cloud sequence gaps "
           f"{r['cloud_sequence_gaps']}")
-    print(f"  cloud {r['cloud_frames_per_second']} frames/s, edge {r['edge_frames_per_second']} "
+    print(f"  cloud {r['cloud_frames_per_second']} frames/s ({r['megabytes_per_second']} MB/s), "
+          f"edge {r['edge_frames_per_second']} "
           f"frames/s; capture -> prediction published p50 {lat.get('p50')} ms, p99 "
           f"{lat.get('p99')} ms; round trip to the edge p50 {trip.get('p50')} ms")
 

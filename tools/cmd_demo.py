@@ -4,17 +4,21 @@ measured over MQTT against the same images classified offline; write a report of
 
 from pathlib import Path
 
+from splitleak.attack.config import TrainConfig as DecoderConfig
 from splitleak.broker.profiles import ENGINES
+from splitleak.cloud.config import TrainConfig
 from splitleak.tools.cmd_data import add_data_options
+from splitleak.tools.cmd_train import add_run_options, default_run_dir, pick_run
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--run", metavar="RUN_DIR", default="runs/lite",
-                        help="the lite run to reuse, or to train if missing (default: runs/lite)")
-    parser.add_argument("--epochs", type=int, default=20, help="target epochs if training is needed")
-    parser.add_argument("--attack-dir", default="runs/attack-lite",
-                        help="the decoder to reuse, or to train if missing or stale")
-    parser.add_argument("--attack-epochs", type=int, default=40)
+    add_run_options(parser, "the lite run to reuse, or to train if missing")
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs,
+                        help="target epochs if training is needed")
+    parser.add_argument("--attack-dir", type=Path,
+                        help="the decoder to reuse, or to train if missing or stale "
+                             "(default: runs/attack-lite, or runs/attack-lite-k<K>)")
+    parser.add_argument("--attack-epochs", type=int, default=DecoderConfig.epochs)
     parser.add_argument("--no-attack", action="store_true", help="run the pipeline only")
     parser.add_argument("--web", default="127.0.0.1:8088", metavar="HOST:PORT",
                         help="the eavesdropper's live page (port 0 picks a free one)")
@@ -26,20 +30,21 @@ def add_arguments(parser) -> None:
     add_data_options(parser)
 
 
-def ensure_run(run: Path, epochs: int, proto) -> None:
-    """Reuse a finished lite run, or train one."""
+def ensure_run(run: Path, epochs: int, proto, split_after: int) -> None:
+    """Reuse a finished lite run, or train one cut after block `split_after`."""
     from splitleak.cloud import train
 
     if (run / "manifest.json").is_file():
         print(f"reusing {run} (delete it to retrain)")
     else:
-        print(f"training the lite target into {run} ({epochs} epochs)")
-        train.run(proto, train.TrainConfig(epochs=epochs), run)
+        print(f"training the lite target, split after block {split_after}, into {run} "
+              f"({epochs} epochs)")
+        train.run(proto, TrainConfig(epochs=epochs, split_after=split_after), run)
 
 
 def ensure_decoder(attack_dir: Path, run: Path, epochs: int, proto) -> None:
     """Reuse a decoder trained against this run's mobile.tflite, or train one (black box)."""
-    from splitleak.attack import blackbox, store
+    from splitleak.attack import store
     from splitleak.tools.cmd_attack import train_decoder
 
     target = store.target_info(run / "mobile.tflite")
@@ -49,7 +54,7 @@ def ensure_decoder(attack_dir: Path, run: Path, epochs: int, proto) -> None:
             return
         print(f"{attack_dir} was trained against another target: retraining it")
     print(f"training a black-box decoder into {attack_dir} (up to {epochs} epochs)")
-    train_decoder(target, proto, blackbox.TrainConfig(epochs=epochs), attack_dir, force=True)
+    train_decoder(target, proto, DecoderConfig(epochs=epochs), attack_dir, force=True)
 
 
 def run(args) -> int:
@@ -57,11 +62,16 @@ def run(args) -> int:
     from splitleak.cloud.data import load_protocol
     from splitleak.tools.demo import run_pipeline
 
-    run_dir, attack_dir = Path(args.run), Path(args.attack_dir)
+    if args.epochs < 1 or args.attack_epochs < 1:
+        raise ValueError("--epochs and --attack-epochs must be positive integers")
+    run_dir, split_after = pick_run(args.run, args.split_after)
+    attack_dir = args.attack_dir or Path(default_run_dir("lite", split_after, "attack-"))
     proto = load_protocol("lite", args.omniglot_dir)
-    ensure_run(run_dir, args.epochs, proto)
+    ensure_run(run_dir, args.epochs, proto, split_after)
     metrics = artifacts.read_json(run_dir / "metrics.json")
-    print(f"lite target: validation accuracy {metrics['val_accuracy']:.3f} "
+    shape = artifacts.read_json(run_dir / "manifest.json")["activation"]["shape"]
+    print(f"lite target, split after block {split_after} (activation {'x'.join(map(str, shape))}): "
+          f"validation accuracy {metrics['val_accuracy']:.3f} "
           f"(train {metrics['train_accuracy']:.3f}, best epoch {metrics['best_epoch']})")
     if not args.no_attack:
         ensure_decoder(attack_dir, run_dir, args.attack_epochs, proto)

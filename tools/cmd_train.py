@@ -1,37 +1,83 @@
 """Train the split target (mobile stage + head), export the mobile stage to TFLite, write RUN_DIR."""
 
+import json
+from pathlib import Path
+
+from splitleak.cloud.config import NORMS, SPLITS, TrainConfig
 from splitleak.cloud.data import PROTOCOLS
 from splitleak.tools.cmd_data import add_data_options
+
+DEFAULTS = TrainConfig()
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--protocol", choices=PROTOCOLS, default="lite")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--out", metavar="RUN_DIR", help="default: runs/<protocol>")
+    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    parser.add_argument("--out", metavar="RUN_DIR",
+                        help="default: runs/<protocol>, or runs/<protocol>-k<K> for another split")
     parser.add_argument("--force", action="store_true", help="replace an existing RUN_DIR")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    parser.add_argument("--norm", choices=("batch", "group", "none"), default="batch")
+    parser.add_argument("--split-after", type=int, choices=SPLITS, default=DEFAULTS.split_after,
+                        metavar="K", help="the mobile stage is conv blocks 1..K "
+                        f"(default {DEFAULTS.split_after}, the seed's 1x1x32 cut; 1 leaks the most)")
+    parser.add_argument("--batch", type=int, default=DEFAULTS.batch)
+    parser.add_argument("--lr", type=float, default=DEFAULTS.learning_rate, help="Adam learning rate")
+    parser.add_argument("--norm", choices=NORMS, default=DEFAULTS.norm)
     parser.add_argument("--no-augment", action="store_true", help="train on the images as they are")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--limit", type=int, help="use only the first N train/val images (tests)")
     parser.add_argument("--leaky", action="store_true", help="seed protocol: as the seed did")
     add_data_options(parser)
 
 
+def default_run_dir(protocol: str, split_after: int, prefix: str = "") -> str:
+    """runs/<prefix><protocol>, with -k<K> for a split other than the default."""
+    suffix = "" if split_after == DEFAULTS.split_after else f"-k{split_after}"
+    return f"runs/{prefix}{protocol}{suffix}"
+
+
+def add_run_options(parser, what: str) -> None:
+    """--run RUN_DIR and --split-after K, for the commands that use a trained run."""
+    parser.add_argument("--run", metavar="RUN_DIR", type=Path,
+                        help=f"{what} (default: runs/lite, or runs/lite-k<K> with --split-after)")
+    parser.add_argument("--split-after", type=int, choices=SPLITS, metavar="K",
+                        help="the split depth, 1..4 (default: RUN_DIR's, else "
+                             f"{DEFAULTS.split_after})")
+
+
+def pick_run(run: Path | None, split_after: int | None) -> tuple[Path, int]:
+    """The run directory and its split depth: --run wins, --split-after picks runs/lite-k<K>;
+    an existing run trained at another depth is refused."""
+    if run is None:
+        k = split_after or DEFAULTS.split_after
+        return Path(default_run_dir("lite", k)), k
+    trained = run_split(run)
+    if trained is not None and split_after is not None and trained != split_after:
+        raise ValueError(f"{run} was trained with --split-after {trained}, not {split_after}: "
+                         "pass the run's depth, or another --run")
+    return Path(run), trained or split_after or DEFAULTS.split_after
+
+
+def run_split(run_dir: Path) -> int | None:
+    """The split depth of a finished run (runs made before there was a choice: 4), else None."""
+    path = Path(run_dir) / "manifest.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("split_after", DEFAULTS.split_after)
+
+
 def run(args) -> int:
-    if args.epochs < 1 or args.batch < 1 or (args.limit is not None and args.limit < 1):
-        raise ValueError("--epochs, --batch and --limit must be positive integers")
+    cfg = TrainConfig(epochs=args.epochs, batch=args.batch, learning_rate=args.lr,
+                      norm=args.norm, augment=not args.no_augment, seed=args.seed,
+                      limit=args.limit, split_after=args.split_after).validate()
     from splitleak.cloud import train
     from splitleak.cloud.data import load_protocol
 
-    out = args.out or f"runs/{args.protocol}"
+    out = args.out or default_run_dir(args.protocol, args.split_after)
     proto = load_protocol(args.protocol, args.omniglot_dir, leaky=args.leaky)
-    cfg = train.TrainConfig(epochs=args.epochs, batch=args.batch, learning_rate=args.lr,
-                            norm=args.norm, augment=not args.no_augment, seed=args.seed,
-                            limit=args.limit)
     metrics = train.run(proto, cfg, out, force=args.force)
     p = metrics["parity"]
+    shape = "x".join(map(str, metrics["activation_shape"]))
+    print(f"split after block {cfg.split_after}: activation {shape}")
     print(f"best epoch {metrics['best_epoch']}: train accuracy {metrics['train_accuracy']:.3f}, "
           f"validation {metrics['val_accuracy']:.3f}")
     print(f"TFLite parity on {p['images']} images: float32 max diff {p['float32_max_abs_diff']:.1e}; "

@@ -142,6 +142,14 @@ class PredictionLog:
         self.client.loop_stop()
 
 
+def frame_bytes(run_dir: Path, node: str) -> int:
+    """Bytes on the wire per activation frame from `node` running the run's float32 stage."""
+    from splitleak.cloud import artifacts
+
+    shape = artifacts.read_json(Path(run_dir) / "manifest.json")["activation"]["shape"]
+    return len(wire.encode(wire.Frame(node, 0, 0.0, np.zeros(shape, np.float32))))
+
+
 def offline_labels(run_dir: Path, images: np.ndarray) -> np.ndarray:
     """What the deployed pipeline should answer: TFLite mobile stage, then the Keras head."""
     import tensorflow as tf
@@ -215,9 +223,12 @@ def run_pipeline(run_dir: Path, proto, count: int | None = None, engine: str = "
         "edge": edge_summary,
     }
     if spy is not None:
+        from splitleak.cloud import artifacts
         from splitleak.tools import report
 
         result["attacker"] = spy.json()
         recons = saved_reconstructions(out / "reconstructions", node, count)
-        result["report"] = str(report.write(out, images[:count], recons, result, result["attacker"]))
+        shape = artifacts.read_json(run_dir / "manifest.json")["activation"]["shape"]
+        result["report"] = str(report.write(out, images[:count], recons, result, result["attacker"],
+                                            activation_shape=shape))
     return result

@@ -59,7 +59,7 @@ def test_training_beats_untrained_decoder(arch, run_dir, lite):
     images = lite.attacker.images[:96]
     activations = stage.run(images)
     cfg = blackbox.TrainConfig(arch=arch, epochs=3, patience=0, seed=3)
-    untrained = decoders.build(arch, activations)
+    untrained = decoders.build(arch, activations, images.shape[1:])
     trained, history = blackbox.train(stage, images, cfg, progress=False)
 
     def mse(decoder):

@@ -68,9 +68,13 @@ def test_eval_scores_and_baselines(attack_dir, lite, cli_run):
     assert result["baselines"]["blank_page"]["mse"] == pytest.approx(np.mean(images ** 2), 1e-5)
     assert result["baselines"]["attacker_mean_image"]["mse"] == pytest.approx(
         np.mean((images - attacker_mean) ** 2), 1e-5)
-    assert set(result["per_alphabet"]) == set(lite.test.alphabets[:20])
-    assert sum(s["n"] for s in result["per_alphabet"].values()) == 20
+    for baseline in result["baselines"].values():  # constant images: exactly chance
+        ident = baseline["identification"]
+        assert (ident["top1"], ident["top5"], ident["median_rank"]) == (1 / 20, 5 / 20, 10.5)
+    assert set(result["per_group"]) == set(lite.test.alphabets[:20])
+    assert sum(s["n"] for s in result["per_group"].values()) == 20
     assert 0 < result["reconstruction"]["mse"] < 1
+    assert result["reconstruction"]["identification"]["chance_top1"] == 1 / 20
     own = result["training_images"]
     assert 40 <= own["n"] < 48 and 0 < own["mse"] < 1
     assert own["seed_final_training_loss"] == SEED_TRAINING_LOSS

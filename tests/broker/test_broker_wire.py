@@ -43,6 +43,30 @@ def test_int8_round_trip_and_dequantize():
     assert got.as_float32().dtype == np.float32
 
 
+SPLIT_ACTIVATIONS = [(33, 33, 32), (13, 13, 32), (4, 4, 32), (1, 1, 32)]  # K = 1..4
+
+
+@pytest.mark.parametrize("shape", SPLIT_ACTIVATIONS)
+@pytest.mark.parametrize("maker", [float_frame, int8_frame])
+def test_round_trip_at_every_split_depth(shape, maker):
+    frame = maker(shape=shape)
+    payload = wire.encode(frame)
+    assert len(payload) <= wire.frame_limit(shape)
+    got = wire.decode(payload, expect_shape=shape, expect_dtype=frame.dtype)
+    np.testing.assert_array_equal(got.activation, frame.activation)
+
+
+def test_a_frame_larger_than_the_models_activation_is_refused_by_size():
+    big = wire.encode(float_frame(shape=(33, 33, 32)))  # 139 KB: block 1's activation
+    assert wire.frame_limit((33, 33, 32)) >= len(big) > 139_000
+    with pytest.raises(wire.TooLarge, match=r"limit is \d+ for this model's activation"):
+        wire.decode(big, expect_shape=(13, 13, 32))
+    with pytest.raises(wire.BadShape, match=r"expected shape \(33, 33, 32\)"):
+        wire.decode(wire.encode(float_frame(shape=(13, 13, 32))), expect_shape=(33, 33, 32))
+    longest = wire.encode(wire.Frame("n" * 64, 0, 0.0, np.zeros((4, 4, 32), np.float32)))
+    assert len(longest) == wire.frame_limit((4, 4, 32))
+
+
 def test_header_layout_matches_the_documented_table():
     payload = wire.encode(wire.Frame("ab", 5, 2.0, np.zeros((2, 3), np.float32)))
     assert payload[:4] == b"SLAK" and payload[4:8] == bytes([1, 1, 2, 0])
@@ -117,7 +141,7 @@ def test_encode_rejects_bad_node_ids(node):
     (wire.Frame("e", 0, 0.0, np.array([1.0, np.inf], np.float32)), wire.NonFinite),
     (wire.Frame("e", 0, 0.0, np.zeros(3, np.float64)), wire.BadDtype),
     (wire.Frame("e", 0, 0.0, np.zeros((), np.float32)), wire.BadShape),
-    (wire.Frame("e", 0, 0.0, np.zeros(20_000, np.float32)), wire.TooLarge),
+    (wire.Frame("e", 0, 0.0, np.zeros(wire.MAX_PAYLOAD // 4, np.float32)), wire.TooLarge),
     (wire.Frame("e", 0, 0.0, np.zeros(3, np.int8)), wire.BadQuantization),
     (wire.Frame("e", 0, 0.0, np.zeros(3, np.int8), scale=1e300), wire.BadQuantization),
     (wire.Frame("e", 0, 0.0, np.zeros(3, np.float32), scale=0.1), wire.BadQuantization),

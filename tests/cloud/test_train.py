@@ -11,13 +11,22 @@ ARTIFACTS = {"mobile.keras", "head.keras", "mobile.tflite", "mobile_int8.tflite"
              "metrics.json", "manifest.json"}
 
 
+ACTIVATIONS = {1: (33, 33, 32), 2: (13, 13, 32), 3: (4, 4, 32), 4: (1, 1, 32)}  # the issue's table
+
+
 @pytest.mark.parametrize("norm", ["batch", "group", "none"])
-def test_model_shapes(norm):
+@pytest.mark.parametrize("split_after", sorted(ACTIVATIONS))
+def test_model_shapes(norm, split_after):
     from splitleak.cloud import model
 
-    mobile, head = model.mobile_stage(norm), model.head(3)
-    assert mobile.output_shape == (None, 1, 1, 32)
-    assert model.split_model(mobile, head).output_shape == (None, 3)
+    mobile, head = model.stages(3, norm, split_after)
+    assert mobile.output_shape == (None, *ACTIVATIONS[split_after])
+    assert head.input_shape == mobile.output_shape
+    whole = model.split_model(mobile, head)
+    assert whole.output_shape == (None, 3)
+    every = {w.name for w in whole.weights}  # the same network whatever the cut
+    assert {w.name for w in mobile.weights} | {w.name for w in head.weights} == every
+    assert whole.count_params() == model.split_model(*model.stages(3, norm)).count_params()
     import tensorflow as tf
 
     kinds = {type(layer) for layer in mobile.layers}
@@ -33,6 +42,7 @@ def test_tiny_run_writes_every_artifact_with_hashes(tiny_run):
         assert sha256_file(tiny_run / name) == digest, name
     assert manifest["protocol"] == "lite" and manifest["config"]["seed"] == 1
     assert manifest["activation"] == {"shape": [1, 1, 32], "dtype": "float32"}
+    assert manifest["split_after"] == 4
     assert manifest["tflite"]["mobile_int8.tflite"]["output"]["dtype"] == "int8"
     assert manifest["versions"]["tensorflow"] == metadata.version("tensorflow")
     metrics = json.loads((tiny_run / "metrics.json").read_text())
@@ -80,3 +90,35 @@ def test_same_seed_same_run(tiny_run, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     first, again = (json.loads((d / "metrics.json").read_text()) for d in (tiny_run, tmp_path / "again"))
     assert first["epochs"] == again["epochs"]
+
+
+def test_bad_split_depth_is_one_line(tmp_path):
+    result = splitleak("train", "--split-after", 5, "--out", tmp_path / "run")
+    assert result.returncode == 2 and "--split-after" in result.stderr and "5" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_saved_models_reproduce_the_reported_validation_epoch(tmp_path, lite):
+    """The weights on disk are the best epoch's, not the last's (Keras 2.15's EarlyStopping
+    restores only when it stops early); Keras and TFLite reproduce metrics.json."""
+    import tensorflow as tf
+
+    out, limit = tmp_path / "run", 128
+    result = splitleak("train", "--epochs", 4, "--limit", limit, "--lr", "1e-2", "--split-after", 2,
+                       "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    best = metrics["epochs"][metrics["best_epoch"] - 1]
+    last = metrics["epochs"][-1]
+    assert best["val_loss"] != pytest.approx(last["val_loss"], abs=1e-3)  # the case that broke
+    val = lite.val.select(slice(0, limit))
+    labels = lite.labels(val)
+    mobile = tf.keras.models.load_model(out / "mobile.keras")
+    head = tf.keras.models.load_model(out / "head.keras")
+    head.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    for name, activations in (("keras", mobile.predict(val.images, verbose=0)),
+                              ("tflite", MobileStage(out / "mobile.tflite").run(val.images))):
+        loss, accuracy = head.evaluate(activations, labels, verbose=0)
+        assert accuracy == pytest.approx(metrics["val_accuracy"], abs=1e-6), name
+        assert loss == pytest.approx(best["val_loss"], abs=1e-3), name
