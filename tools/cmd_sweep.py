@@ -38,7 +38,6 @@ def run(args) -> int:
     for name in ("epochs", "attack_epochs", "whitebox_limit", "tflite_runs"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer")
-    from splitleak.cloud import artifacts
     from splitleak.cloud.data import load_protocol
     from splitleak.tools import sweep
     from splitleak.tools.cmd_train import default_run_dir
@@ -51,11 +50,19 @@ def run(args) -> int:
         print(f"split after block {k}: {run}, {attack}", flush=True)
         rows.append(sweep.measure_depth(k, proto, run, attack, args.epochs, args.attack_epochs,
                                         args.whitebox_limit, args.tflite_runs))
-    args.out.mkdir(parents=True, exist_ok=True)
-    artifacts.write_json(args.out / "results.json", {"sweep": "depth", "rows": rows})
-    text = sweep.table(rows)
-    (args.out / "results.md").write_text(text)
+        text = _write(args.out, rows)  # after every K: a long sweep stopped early keeps its rows
     grid, plot = sweep.save_grid(args.out, proto, rows), sweep.save_plot(args.out, rows)
     print(text)
     print(f"wrote {args.out / 'results.json'}, results.md, {grid.name}, {plot.name}")
     return 0
+
+
+def _write(out: Path, rows: list[dict]) -> str:
+    from splitleak.cloud import artifacts
+    from splitleak.tools import sweep
+
+    out.mkdir(parents=True, exist_ok=True)
+    artifacts.write_json(out / "results.json", {"sweep": "depth", "rows": rows})
+    text = sweep.table(rows)
+    (out / "results.md").write_text(text)
+    return text
