@@ -38,3 +38,28 @@ class TrainConfig:
         if self.loss == "auto":
             return "mse" if self.arch == "seed" else "bce+ssim"
         return self.loss
+
+
+@dataclass
+class WhiteboxConfig:
+    """rMLE settings (attack/whitebox.py). `prior_weight` pulls each image toward its start when
+    the start is a decoder's reconstruction (a learned prior); a blank start has no pull."""
+
+    steps: int = 300
+    learning_rate: float = 0.1
+    tv_weight: float = 2.0
+    prior_weight: float = 100.0
+    ink: float = 0.05  # the blank start's ink level in every pixel
+    batch: int = 64
+    seed: int = 1
+
+    def validate(self) -> "WhiteboxConfig":
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError("steps and batch must be positive integers")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.tv_weight < 0 or self.prior_weight < 0:
+            raise ValueError("tv_weight and prior_weight must be non-negative")
+        if not 0 < self.ink < 1:
+            raise ValueError(f"ink must be strictly between 0 and 1, got {self.ink}")
+        return self

@@ -7,10 +7,13 @@ Shapes come from the caller (the training activations and the surrogate images),
     then learned upsampling x3 and x5 with a sigmoid output, so pixels live in [0, 1] like the
     images. The attacker has only ~1,700 surrogate images, so the two dense layers are followed
     by dropout 0.5; without it this decoder overfits within a few epochs.
-  - a map (HxWxC, H > 1, an earlier cut): per-channel standardisation, a 3x3 convolution, a
-    learned resampling onto the image's grid at 1/2^k scale, k stride-2 transposed convolutions,
-    a crop to the image size and a 3x3 sigmoid convolution. Filters double as maps halve (few at
-    full size, so reconstruction stays fast). The resampling is what makes this work: the cut's
+  - a map (HxWxC, H > 1, an earlier cut): per-channel standardisation, two 3x3 convolutions, a
+    learned resampling onto the image's grid at 1/2^k scale, k stride-2 transposed convolutions
+    each followed by a 3x3 convolution, a crop to the image size and a 3x3 sigmoid convolution.
+    Filters double as maps halve (16 at full size). The convolution after each upsampling and
+    16 rather than 8 full-size filters took the K = 2 test MSE from 0.040 to 0.008 and top-1
+    identification from 0.74 to 1.00; the smaller decoder underfit (its training MSE was as
+    high as its test MSE). The resampling is what makes this work: the cut's
     valid convolutions and poolings put its cells at a smaller stride than image / map, offset
     from the border, which convolutions alone cannot undo. No dense layer and no dropout: the
     map keeps where each feature is, and this decoder does not overfit the surrogate set.
@@ -29,7 +32,7 @@ __all__ = ["ARCHS", "DEFAULT_ARCH", "build", "seed_decoder", "upsample_decoder",
 DROPOUT = 0.5
 SEED_STACK = ((32, 9, 1), (32, 7, 2), (1, 7, 2), (1, 5, 2))  # (filters, kernel, stride)
 SEED_SHAPES = ((1, 1, 32), (105, 105, 1))  # the only activation and image the seed's stack fits
-FULL_RES_FILTERS = 8  # the map decoder's filters at the image's size, doubling as maps halve
+FULL_RES_FILTERS = 16  # the map decoder's filters at the image's size, doubling as maps halve
 MAX_FILTERS = 128
 
 
@@ -94,12 +97,16 @@ def conv_decoder(activations: np.ndarray, image_shape: tuple) -> tf.keras.Model:
     mean, var = _moments(activations.reshape(-1, activations.shape[-1]))
     x = inputs = tf.keras.Input(activations.shape[1:], name="activation")
     x = layers.Normalization(mean=mean, variance=var, name="standardise")(x)
-    x = layers.Conv2D(_filters(height, x.shape[1]), 3, padding="same", activation="relu",
-                      name="conv")(x)
+    for i in (1, 2):
+        x = layers.Conv2D(_filters(height, x.shape[1]), 3, padding="same", activation="relu",
+                          name=f"conv{i}")(x)
     x = _resample(x, grid)
     for _ in range(steps):
-        x = layers.Conv2DTranspose(_filters(height, 2 * x.shape[1]), 4, 2, padding="same",
-                                   activation="relu", name=f"up{2 * x.shape[1]}")(x)
+        side = 2 * x.shape[1]
+        x = layers.Conv2DTranspose(_filters(height, side), 4, 2, padding="same",
+                                   activation="relu", name=f"up{side}")(x)
+        x = layers.Conv2D(_filters(height, side), 3, padding="same", activation="relu",
+                          name=f"refine{side}")(x)
     extra_h, extra_w = x.shape[1] - height, x.shape[2] - width
     x = layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2),
                            (extra_w // 2, extra_w - extra_w // 2)), name="crop")(x)

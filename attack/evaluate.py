@@ -108,8 +108,13 @@ def evaluate_blackbox(attack_dir, split: str = "test", target=None, force: bool 
 
 
 def evaluate_whitebox(run_dir, split: str = "test", limit: int | None = 64, cfg=None,
-                      attack_dir=None, omniglot_dir=None, capture_file=None) -> tuple[dict, Path]:
-    """Invert the run's mobile stage on a split by optimisation; write eval.json["whitebox"]."""
+                      attack_dir=None, omniglot_dir=None, capture_file=None,
+                      start_from=None) -> tuple[dict, Path]:
+    """Invert the run's mobile stage on a split by optimisation; write eval.json["whitebox"].
+
+    `start_from`: an ATTACK_DIR whose decoder's reconstructions are the starts (a learned prior)."""
+    from dataclasses import asdict
+
     import tensorflow as tf
 
     from splitleak.attack import whitebox
@@ -123,29 +128,37 @@ def evaluate_whitebox(run_dir, split: str = "test", limit: int | None = 64, cfg=
     mobile_path = run_dir / "mobile.keras"
     if not mobile_path.is_file():
         raise FileNotFoundError(f"{mobile_path} not found; is {run_dir} a splitleak run directory?")
-    cfg = cfg or whitebox.WhiteboxConfig()
-    cfg.validate()
+    cfg = (cfg or whitebox.WhiteboxConfig()).validate()
+    decoder = store.load_decoder(start_from)[0] if start_from else None
     folder = Path(attack_dir) if attack_dir else run_dir / "whitebox"
     if attack_dir and not folder.is_dir():
         raise FileNotFoundError(f"attack directory not found: {folder}")
     mobile = tf.keras.models.load_model(mobile_path, compile=False)
+    config = asdict(cfg) | {"start": str(Path(start_from).resolve()) if start_from else "blank"}
     folder.mkdir(parents=True, exist_ok=True)
     if capture_file:  # the activations an eavesdropper recorded, not a split of ours
         from splitleak.attack import replay
 
         frames, rejected = replay.read_frames(capture_file, mobile.output_shape[1:], limit)
-        recons, trace = whitebox.invert(mobile, np.stack([f.as_float32() for f in frames]), cfg)
-        result = {"run": str(run_dir.resolve()), "config": cfg.as_dict(), "trace": trace}
+        activations = np.stack([f.as_float32() for f in frames])
+        recons, trace = whitebox.invert(mobile, activations, cfg,
+                                        starts=_starts(decoder, activations))
+        result = {"run": str(run_dir.resolve()), "config": config, "trace": trace}
         result |= replay.score(frames, rejected, recons, capture_file)
         replay.save_pngs(folder, "whitebox-capture", frames, recons)
         return result, save(folder, "whitebox", "capture", result, recons)
     proto = load_protocol(run["protocol"], omniglot_dir)
     images = select(getattr(proto, split), limit)
     activations = whitebox.intercepted(run_dir, mobile, images.images)
-    recons, trace = whitebox.invert(mobile, activations, cfg)
-    result = {"run": str(run_dir.resolve()), "config": cfg.as_dict(), "trace": trace}
+    recons, trace = whitebox.invert(mobile, activations, cfg, starts=_starts(decoder, activations))
+    result = {"run": str(run_dir.resolve()), "config": config, "trace": trace}
     result |= score(images.images, recons, images.alphabets, proto.attacker.images.mean(axis=0))
     return result, save(folder, "whitebox", split, result, recons, images.images)
+
+
+def _starts(decoder, activations: np.ndarray):
+    """The decoder's reconstructions, or None (a blank start) without a decoder."""
+    return None if decoder is None else blackbox.reconstruct(decoder, activations)
 
 
 def evaluate_capture(attack_dir, capture_file, truth=None, omniglot_dir=None,

@@ -10,12 +10,13 @@
 import argparse
 from pathlib import Path
 
-from splitleak.attack.config import ARCHS, LOSSES, TrainConfig
+from splitleak.attack.config import ARCHS, LOSSES, TrainConfig, WhiteboxConfig
 from splitleak.cloud.data import PROTOCOLS
 from splitleak.tools import cmd_attack_live as live
 from splitleak.tools.cmd_data import add_data_options
 
 DEFAULTS = TrainConfig()
+WHITEBOX = WhiteboxConfig()
 SPLITS = ("test", "attacker")
 
 
@@ -71,10 +72,16 @@ def add_arguments(parser) -> None:
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="holds mobile.keras")
     p.add_argument("--split", choices=SPLITS, default="test")
     p.add_argument("--limit", type=int, default=64, help="first N images of the split")
-    p.add_argument("--steps", type=int, default=300, help="Adam steps per batch")
-    p.add_argument("--tv-weight", type=float, default=2.0, help="lambda of the TV prior")
-    p.add_argument("--lr", type=float, default=0.1, help="Adam learning rate")
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=WHITEBOX.steps, help="Adam steps per batch")
+    p.add_argument("--tv-weight", type=float, default=WHITEBOX.tv_weight,
+                   help="lambda of the TV prior")
+    p.add_argument("--lr", type=float, default=WHITEBOX.learning_rate, help="Adam learning rate")
+    p.add_argument("--batch", type=int, default=WHITEBOX.batch)
+    p.add_argument("--start-from", metavar="DECODER_DIR",
+                   help="start from this black-box decoder's reconstructions (a learned prior; "
+                        "default: a blank page)")
+    p.add_argument("--prior-weight", type=float, default=WHITEBOX.prior_weight,
+                   help="pull toward the start image (mean squared difference)")
     p.add_argument("--attack-dir", metavar="ATTACK_DIR",
                    help="write eval.json there (default: RUN_DIR/whitebox/)")
     p.add_argument("--from-capture", metavar="FILE",
@@ -178,10 +185,11 @@ def _whitebox(args) -> int:
     from splitleak.attack import evaluate, whitebox
 
     cfg = whitebox.WhiteboxConfig(steps=args.steps, learning_rate=args.lr,
-                                  tv_weight=args.tv_weight, batch=args.batch)
+                                  tv_weight=args.tv_weight, prior_weight=args.prior_weight,
+                                  batch=args.batch)
     result, path = evaluate.evaluate_whitebox(args.run, args.split, args.limit, cfg,
                                               args.attack_dir, args.omniglot_dir,
-                                              args.from_capture)
+                                              args.from_capture, args.start_from)
     _print_scores(result, "white box on " + ("the captured frames" if args.from_capture
                                              else args.split))
     t = result["trace"]

@@ -17,11 +17,38 @@ def test_total_variation():
     assert float(whitebox.total_variation(stripes)[0]) == pytest.approx(1.0)
 
 
-def test_config_validation():
+@pytest.mark.parametrize("bad", [{"ink": 1.0}, {"steps": 0}, {"prior_weight": -1.0},
+                                 {"learning_rate": 0.0}])
+def test_config_validation(bad):
     with pytest.raises(ValueError):
-        whitebox.WhiteboxConfig(init=1.0).validate()
-    with pytest.raises(ValueError):
-        whitebox.WhiteboxConfig(steps=0).validate()
+        whitebox.WhiteboxConfig(**bad).validate()
+
+
+def _tiny_stage():
+    inputs = tf.keras.Input((12, 12, 1))
+    x = tf.keras.layers.Conv2D(4, 3, strides=2, activation="relu",
+                               kernel_initializer=tf.keras.initializers.GlorotUniform(0))(inputs)
+    return tf.keras.Model(inputs, x)
+
+
+def test_start_images_and_prior():
+    """A start image is where the search begins; a strong prior keeps it there."""
+    mobile = _tiny_stage()
+    rng = np.random.default_rng(0)
+    truth = (rng.random((3, 12, 12, 1)) > 0.7).astype(np.float32)
+    acts = mobile(truth).numpy()
+    starts = np.full_like(truth, 0.5)
+    cfg = whitebox.WhiteboxConfig(steps=60, tv_weight=0.0, learning_rate=0.05, prior_weight=0.0)
+    free, trace = whitebox.invert(mobile, acts, cfg, progress=False, starts=starts)
+    assert trace["initial"]["prior"] == pytest.approx(0.0)
+    assert trace["final"]["activation"] < 0.5 * trace["initial"]["activation"]
+    cfg.prior_weight = 1e4
+    held, _ = whitebox.invert(mobile, acts, cfg, progress=False, starts=starts)
+    assert np.abs(held - 0.5).mean() < 0.2 * np.abs(free - 0.5).mean()
+    _, blank = whitebox.invert(mobile, acts, cfg, progress=False)  # no pull toward a blank page
+    assert blank["final"]["activation"] < 0.5 * blank["initial"]["activation"]
+    with pytest.raises(ValueError, match="start images of shape"):
+        whitebox.invert(mobile, acts, cfg, progress=False, starts=starts[:2])
 
 
 @pytest.mark.slow
@@ -44,5 +71,7 @@ def test_whitebox_command(run_dir, attack_dir, omniglot_dir, cli_run):
     result = json.loads((run_dir / "whitebox" / "eval.json").read_text())["whitebox"]["test"]
     assert result["n"] == 3 and set(result["baselines"]) == {"blank_page", "attacker_mean_image"}
     assert (run_dir / "whitebox" / "whitebox-test-first16.png").is_file()
-    assert cli_run(*args, "--attack-dir", attack_dir) == 0
-    assert "whitebox" in json.loads((attack_dir / "eval.json").read_text())
+    assert result["config"]["start"] == "blank"
+    assert cli_run(*args, "--attack-dir", attack_dir, "--start-from", attack_dir) == 0
+    result = json.loads((attack_dir / "eval.json").read_text())["whitebox"]["test"]
+    assert result["config"]["start"] == str(attack_dir.resolve())
