@@ -6,6 +6,7 @@ from dataclasses import dataclass
 NORMS = ("batch", "group", "none")
 SPLITS = (1, 2, 3, 4)  # cut after conv block K (cloud/model.py has the four blocks)
 DEFAULT_SPLIT = 4  # the seed's cut: the 1x1x32 activation
+SAMPLINGS = ("poisson", "shuffle")  # how DP-SGD forms batches (cloud/privacy.py)
 
 
 def check_split(split_after: int) -> int:
@@ -23,9 +24,15 @@ class TrainConfig:
     patience: int = 6  # epochs without a better validation accuracy before stopping
     augment: bool = True
     norm: str = "batch"
+    dropout: float = 0.2  # after every block and the dense layer; none under DP (cloud/dp.py)
     split_after: int = DEFAULT_SPLIT  # the mobile stage is conv blocks 1..split_after
     seed: int = 1
     limit: int | None = None  # train on the first N images only (quick tests)
+    dp: bool = False  # DP-SGD: per-example clipping and Gaussian noise (cloud/dp.py)
+    noise_multiplier: float = 1.0
+    l2_clip: float = 1.0
+    sampling: str = SAMPLINGS[0]
+    delta: float = 1e-5
 
     def validate(self) -> "TrainConfig":
         if self.epochs < 1 or self.batch < 1 or (self.limit is not None and self.limit < 1):
@@ -35,4 +42,23 @@ class TrainConfig:
         if self.norm not in NORMS:
             raise ValueError(f"unknown norm '{self.norm}'; expected one of {', '.join(NORMS)}")
         check_split(self.split_after)
+        if self.dp:
+            self._validate_dp()
         return self
+
+    def trained_on(self, available: int) -> int:
+        """How many of `available` training examples a run uses."""
+        return min(available, self.limit or available)
+
+    def _validate_dp(self) -> None:
+        if self.norm == "batch":
+            raise ValueError("--norm batch under --dp: BatchNorm mixes the examples of a batch and "
+                             "voids the per-example guarantee; use --norm group or none")
+        if self.noise_multiplier < 0 or not self.l2_clip > 0:
+            raise ValueError(f"expected --noise-multiplier >= 0 and --l2-clip > 0, got "
+                             f"{self.noise_multiplier} and {self.l2_clip}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"unknown sampling '{self.sampling}'; "
+                             f"expected one of {', '.join(SAMPLINGS)}")
+        if not 0 < self.delta < 1:
+            raise ValueError(f"--delta must be in (0, 1/n], got {self.delta}")

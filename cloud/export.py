@@ -17,7 +17,10 @@ import tensorflow as tf
 
 from splitleak.edge.runtime import MobileStage
 
-FLOAT_TOLERANCE = 1e-4
+FLOAT_TOLERANCE = 1e-4  # TFLite float32 against Keras, relative to the activation's scale
+# GroupNormalization reduces over up to 39,000 values a group, and TFLite sums in another order
+# and normalises small variances: 1e-4 relative at initialisation, 1.8e-3 after two DP-SGD epochs.
+GROUP_NORM_TOLERANCE = 1e-2
 CALIBRATION_IMAGES = 200
 
 
@@ -42,8 +45,13 @@ def converter_output_kept_aside():
 
 
 def to_tflite(mobile: tf.keras.Model, calibration: np.ndarray | None = None) -> bytes:
-    """Convert to TFLite: float32, or full-integer int8 if calibration images are given."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(mobile)
+    """Convert to TFLite: float32, or full-integer int8 if calibration images are given.
+
+    Traced for one image at a time (what the edge runs): GroupNormalization's reshapes then have
+    a static batch, which int8 calibration needs."""
+    one = tf.TensorSpec((1, *mobile.input_shape[1:]), tf.float32)
+    call = tf.function(lambda image: mobile(image, training=False)).get_concrete_function(one)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([call], mobile)
     if calibration is not None:
         def representative():
             for image in calibration[:CALIBRATION_IMAGES]:
@@ -83,7 +91,9 @@ def parity(mobile: tf.keras.Model, cloud_head: tf.keras.Model, images: np.ndarra
     as_float = MobileStage(Path(out_dir) / "mobile.tflite").run(images)
     as_int8 = MobileStage(Path(out_dir) / "mobile_int8.tflite").run(images)
     max_diff = float(np.abs(as_float - reference).max())
-    tolerance = FLOAT_TOLERANCE * max(1.0, float(np.abs(reference).max()))
+    grouped = any(isinstance(layer, tf.keras.layers.GroupNormalization) for layer in mobile.layers)
+    tolerance = (GROUP_NORM_TOLERANCE if grouped else FLOAT_TOLERANCE) * max(
+        1.0, float(np.abs(reference).max()))
     if max_diff > tolerance:
         raise ValueError(f"TFLite float32 differs from Keras by {max_diff:.2e} "
                          f"(tolerance {tolerance:.1e})")
@@ -94,6 +104,7 @@ def parity(mobile: tf.keras.Model, cloud_head: tf.keras.Model, images: np.ndarra
     return {
         "images": len(images),
         "float32_max_abs_diff": max_diff,
+        "float32_tolerance": tolerance,
         "int8_relative_error": float(np.mean(norms / scale)),
         "int8_top1_agreement": float(np.mean(top_float == top_int8)),
     }

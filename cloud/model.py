@@ -8,21 +8,23 @@ Mobile stage (on the device) = blocks 1..K; its output is the activation sent ov
 blocks K+1..4, then the dense layers. One architecture for every K, so accuracies compare.
 
 `norm` is "batch" (the seed), "group" (GroupNormalization: per-example, so it keeps DP-SGD's
-per-example guarantee) or "none". Shapes elsewhere come from the built stages, not from here.
+per-example guarantee) or "none". `dropout` 0 leaves the Dropout layers out (DP-SGD, as the seed's
+DP model did: its clipping needs the same forward pass twice). Shapes elsewhere come from the
+built stages, not from here.
 """
 
 import tensorflow as tf
 
-from splitleak.cloud.config import DEFAULT_SPLIT, NORMS, SPLITS, check_split
+from splitleak.cloud.config import DEFAULT_SPLIT, NORMS, SPLITS, TrainConfig, check_split
 
 INPUT_SHAPE = (105, 105, 1)
 BLOCKS = ((7, 3, 3), (7, 3, 2), (5, 2, 2), (3, 2, 2))  # (kernel, pool size, pool stride)
 FILTERS = 32
-DROPOUT = 0.2
+DROPOUT = TrainConfig.dropout
 assert len(BLOCKS) == len(SPLITS), "config.SPLITS names one cut per block"
 
 
-def _blocks(x, first: int, last: int, norm: str):
+def _blocks(x, first: int, last: int, norm: str, dropout: float):
     """Apply conv blocks first..last (1-based) to x."""
     layers = tf.keras.layers
     for i in range(first, last + 1):
@@ -33,36 +35,40 @@ def _blocks(x, first: int, last: int, norm: str):
         elif norm == "group":
             x = layers.GroupNormalization(groups=8, name=f"norm{i}")(x)
         x = layers.MaxPooling2D(pool, stride, name=f"pool{i}")(x)
-        x = layers.Dropout(DROPOUT, name=f"drop{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"drop{i}")(x)
     return x
 
 
-def mobile_stage(norm: str = "batch", split_after: int = DEFAULT_SPLIT) -> tf.keras.Model:
+def mobile_stage(norm: str = "batch", split_after: int = DEFAULT_SPLIT,
+                 dropout: float = DROPOUT) -> tf.keras.Model:
     """The on-device part, blocks 1..K; its output is the intercepted activation."""
     if norm not in NORMS:
         raise ValueError(f"unknown norm '{norm}'; expected one of {', '.join(NORMS)}")
     inputs = tf.keras.Input(INPUT_SHAPE, name="image")
-    outputs = _blocks(inputs, 1, check_split(split_after), norm)
+    outputs = _blocks(inputs, 1, check_split(split_after), norm, dropout)
     return tf.keras.Model(inputs, outputs, name="mobile")
 
 
 def head(num_classes: int, activation_shape: tuple, norm: str = "batch",
-         split_after: int = DEFAULT_SPLIT) -> tf.keras.Model:
+         split_after: int = DEFAULT_SPLIT, dropout: float = DROPOUT) -> tf.keras.Model:
     """The cloud part: the activation in (blocks K+1..4, dense layers), probabilities out."""
     layers = tf.keras.layers
     x = inputs = tf.keras.Input(tuple(activation_shape), name="activation")
-    x = _blocks(x, check_split(split_after) + 1, len(BLOCKS), norm)
+    x = _blocks(x, check_split(split_after) + 1, len(BLOCKS), norm, dropout)
     x = layers.Dense(256, activation="relu", name="dense")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dropout(DROPOUT, name="drop")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="drop")(x)
     x = layers.Dense(num_classes, activation="softmax", name="probs")(x)
     return tf.keras.Model(inputs, x, name="head")
 
 
-def stages(num_classes: int, norm: str = "batch", split_after: int = DEFAULT_SPLIT):
+def stages(num_classes: int, norm: str = "batch", split_after: int = DEFAULT_SPLIT,
+           dropout: float = DROPOUT):
     """(mobile, head) for a cut after block `split_after`; the head reads the mobile's shape."""
-    mobile = mobile_stage(norm, split_after)
-    return mobile, head(num_classes, mobile.output_shape[1:], norm, split_after)
+    mobile = mobile_stage(norm, split_after, dropout)
+    return mobile, head(num_classes, mobile.output_shape[1:], norm, split_after, dropout)
 
 
 def split_model(mobile: tf.keras.Model, cloud_head: tf.keras.Model) -> tf.keras.Model:

@@ -46,35 +46,61 @@ def dataset(images, labels, cfg: TrainConfig, training: bool) -> tf.data.Dataset
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def fit(proto: Protocol, cfg: TrainConfig):
-    """Build and train both stages; return (mobile, head, per-epoch history)."""
+def build(proto: Protocol, cfg: TrainConfig, train):
+    """The compiled model over both stages, its training batches and callbacks, for `cfg`."""
+    mobile, cloud_head = model.stages(len(proto.classes), cfg.norm, cfg.split_after,
+                                      0.0 if cfg.dp else cfg.dropout)
+    whole = model.split_model(mobile, cloud_head)
+    training = dataset(train.images, proto.labels(train), cfg, True)
+    callbacks = [  # under DP nothing private picks the model: no plateau, no best epoch
+        tf.keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_lr=1e-5),
+        KeepBest("val_accuracy", higher_is_better=True, patience=cfg.patience),
+    ] if not cfg.dp else []
+    if cfg.dp:
+        from splitleak.cloud import dp, privacy
+
+        privacy.check(len(train), cfg.batch, cfg.noise_multiplier, cfg.epochs, cfg.delta)
+        whole = dp.wrap(mobile, cloud_head, cfg)
+        if cfg.sampling == "poisson":
+            training = dp.PoissonBatches(train.images, proto.labels(train), cfg.batch, cfg.seed,
+                                         augmenter(cfg.seed) if cfg.augment else None)
+    whole.compile(tf.keras.optimizers.Adam(cfg.learning_rate), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return mobile, cloud_head, whole, training, callbacks
+
+
+def fit(proto: Protocol, cfg: TrainConfig, extra_callbacks=()):
+    """Build and train both stages; return (mobile, head, per-epoch history, validation set)."""
     cfg.validate()
     tf.keras.utils.set_random_seed(cfg.seed)
-    tf.config.experimental.enable_op_determinism()  # same seed, same run
+    tf.config.experimental.enable_op_determinism()  # same seed, same run (DP noise included)
     train, val = proto.train, proto.val
     if cfg.limit:
         train, val = train.select(slice(0, cfg.limit)), val.select(slice(0, cfg.limit))
-    mobile, cloud_head = model.stages(len(proto.classes), cfg.norm, cfg.split_after)
-    whole = model.split_model(mobile, cloud_head)
-    whole.compile(tf.keras.optimizers.Adam(cfg.learning_rate),
-                  "sparse_categorical_crossentropy", metrics=["accuracy"])
-    callbacks = [
-        tf.keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_lr=1e-5),
-        KeepBest("val_accuracy", higher_is_better=True, patience=cfg.patience),
-    ]
-    hist = whole.fit(dataset(train.images, proto.labels(train), cfg, True),
-                     validation_data=dataset(val.images, proto.labels(val), cfg, False),
-                     epochs=cfg.epochs, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
+    mobile, cloud_head, whole, training, callbacks = build(proto, cfg, train)
+    hist = whole.fit(training, validation_data=dataset(val.images, proto.labels(val), cfg, False),
+                     epochs=cfg.epochs, callbacks=callbacks + list(extra_callbacks),
+                     verbose=1 if sys.stdout.isatty() else 2)
     epochs = [{"epoch": i + 1} | {k: float(v[i]) for k, v in hist.history.items()}
               for i in range(len(hist.epoch))]
     return mobile, cloud_head, epochs, val
+
+
+def _privacy(cfg: TrainConfig, n: int) -> dict:
+    """What the DP-SGD run guarantees, for the n examples it trained on."""
+    from splitleak.cloud import privacy
+
+    return privacy.statement(n, cfg.batch, cfg.noise_multiplier, cfg.epochs, cfg.delta,
+                             cfg.sampling) | {
+        "l2_clip": cfg.l2_clip, "adjacency": "add or remove one training example",
+        "model_selection": "none: the last epoch is saved; the validation set is only reported"}
 
 
 def run(proto: Protocol, cfg: TrainConfig, out, force: bool = False) -> dict:
     """Train, export and write RUN_DIR atomically; return metrics.json's content."""
     with artifacts.atomic_dir(out, force) as tmp:
         mobile, cloud_head, epochs, val = fit(proto, cfg)
-        best = max(epochs, key=lambda e: e["val_accuracy"])
+        best = epochs[-1] if cfg.dp else max(epochs, key=lambda e: e["val_accuracy"])
         mobile.save(tmp / "mobile.keras")
         cloud_head.save(tmp / "head.keras")
         tensors = export.export(mobile, proto.train.images, tmp)
@@ -90,6 +116,8 @@ def run(proto: Protocol, cfg: TrainConfig, out, force: bool = False) -> dict:
             "val_accuracy": best["val_accuracy"],
             "parity": export.parity(mobile, cloud_head, check, tmp),
         }
+        if cfg.dp:
+            metrics["privacy"] = _privacy(cfg, cfg.trained_on(len(proto.train)))
         artifacts.write_json(tmp / "metrics.json", metrics)
         artifacts.write_json(tmp / "manifest.json", {
             "protocol": proto.name,

@@ -1,5 +1,7 @@
 """Small timing helpers shared by the benchmarks."""
 
+import contextlib
+import sys
 import time
 
 import numpy as np
@@ -71,3 +73,31 @@ def live_attack(decoder, engine: str, frames: int, folder, timeout: float = 600.
             "frames_per_second": round(frames / elapsed, 1),
             "seen": stats["seen"], "reconstructed": stats["reconstructed"],
             "rejected": stats["rejected_total"]}
+
+
+def fit_seconds(proto, cfg) -> dict:
+    """Train the target with `cfg` (cloud/train.fit); seconds of each epoch's training (up to
+    its validation pass) and their median after the first (which traces the graphs)."""
+    import tensorflow as tf
+
+    from splitleak.cloud import train
+
+    class Clock(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.start = [], None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_test_begin(self, logs=None):  # validation starts: the epoch's training is done
+            if self.start is not None:
+                self.seconds.append(time.perf_counter() - self.start)
+                self.start = None
+
+    clock = Clock()
+    with contextlib.redirect_stdout(sys.stderr):  # Keras' epoch lines: stdout may be --json
+        train.fit(proto, cfg, [clock])
+    images = min(len(proto.train), cfg.limit or len(proto.train))
+    return {"images": images, "epochs": [round(s, 3) for s in clock.seconds],
+            "median": float(np.median(clock.seconds[1:]))}

@@ -5,6 +5,7 @@
 lost frames and latency from capture on the edge to the prediction published by the cloud.
 `attack`: frames per second a trained decoder reconstructs, alone and as the live eavesdropper
 behind a fresh broker (goal: 1,000 frames/s on a 2-core CPU).
+`dp`: seconds per epoch of DP-SGD training against non-private training of the same network.
 """
 
 import json
@@ -45,6 +46,16 @@ def add_arguments(parser) -> None:
     p.add_argument("--decoder", type=Path, default=Path("runs/attack-lite"), metavar="ATTACK_DIR",
                    help="a `splitleak attack train` folder (default: runs/attack-lite)")
     _stream_options(p, "frames to stream")
+    p = _bench(sub, "dp", bench_dp, _print_dp,
+               "DP-SGD against non-private training: seconds per epoch",
+               "Trains the lite target twice in one process, the same network (GroupNorm, no "
+               "dropout, no augmentation) and batch size: non-private (shuffled batches) and "
+               "DP-SGD (Poisson batches, noise 1.0). Seconds per epoch = median over the epochs "
+               "after the first (which traces the graphs). Bar: ratio <= 2; goal <= 1.2.")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of each (default: 3)")
+    p.add_argument("--limit", type=int, help="train on the first N images (default: all)")
+    p.add_argument("--batch", type=int, default=32)
+    add_data_options(p)
 
 
 def _bench(sub, name: str, bench, show, help: str, description: str):
@@ -85,6 +96,34 @@ def _print_attack(r: dict) -> None:
     print(f"live ({live['engine']}): {live['reconstructed']} of {live['frames']} frames "
           f"reconstructed at {live['frames_per_second']:,.0f} frames/s; goal "
           f"{r['goal_frames_per_second']:,}")
+
+
+def bench_dp(args) -> dict:
+    if args.epochs < 2 or args.batch < 1 or (args.limit is not None and args.limit < 1):
+        raise ValueError("--epochs must be at least 2 (the first traces), --batch and --limit "
+                         "positive")
+    from dataclasses import replace
+
+    from splitleak.cloud.config import TrainConfig
+    from splitleak.cloud.data import load_protocol
+    from splitleak.tools.bench import fit_seconds
+
+    proto = load_protocol("lite", args.omniglot_dir)
+    plain = TrainConfig(epochs=args.epochs, batch=args.batch, norm="group", dropout=0.0,
+                        augment=False, patience=0, limit=args.limit)
+    seconds = {name: fit_seconds(proto, cfg) for name, cfg in (
+        ("non_private", plain), ("dp_sgd", replace(plain, dp=True, noise_multiplier=1.0)))}
+    ratio = seconds["dp_sgd"]["median"] / seconds["non_private"]["median"]
+    return {"bench": "dp", "machine": platform.machine(), "epochs": args.epochs,
+            "batch": args.batch, "images": seconds["dp_sgd"]["images"],
+            "seconds_per_epoch": seconds, "ratio": round(ratio, 2), "bar": 2.0, "goal": 1.2}
+
+
+def _print_dp(r: dict) -> None:
+    s = r["seconds_per_epoch"]
+    print(f"{r['images']:,} images, batch {r['batch']}, {r['epochs']} epochs each: non-private "
+          f"{s['non_private']['median']:.2f} s/epoch, DP-SGD {s['dp_sgd']['median']:.2f} s/epoch; "
+          f"ratio {r['ratio']:.2f} (bar {r['bar']}, goal {r['goal']})")
 
 
 def bench_tflite(args) -> dict:

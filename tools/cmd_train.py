@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from splitleak.cloud.config import NORMS, SPLITS, TrainConfig
+from splitleak.cloud.config import NORMS, SAMPLINGS, SPLITS, TrainConfig
 from splitleak.cloud.data import PROTOCOLS
 from splitleak.tools.cmd_data import add_data_options
 
@@ -21,11 +21,25 @@ def add_arguments(parser) -> None:
                         f"(default {DEFAULTS.split_after}, the seed's 1x1x32 cut; 1 leaks the most)")
     parser.add_argument("--batch", type=int, default=DEFAULTS.batch)
     parser.add_argument("--lr", type=float, default=DEFAULTS.learning_rate, help="Adam learning rate")
-    parser.add_argument("--norm", choices=NORMS, default=DEFAULTS.norm)
+    parser.add_argument("--norm", choices=NORMS,
+                        help=f"default {DEFAULTS.norm}; group under --dp (batch is refused there)")
     parser.add_argument("--no-augment", action="store_true", help="train on the images as they are")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--limit", type=int, help="use only the first N train/val images (tests)")
     parser.add_argument("--leaky", action="store_true", help="seed protocol: as the seed did")
+    dp = parser.add_argument_group("DP-SGD (cloud/dp.py, ε by cloud/privacy.py)")
+    dp.add_argument("--dp", action="store_true",
+                    help="train with per-example clipping and Gaussian noise; no dropout, and "
+                         "no model selection on the validation set (the last epoch is saved)")
+    dp.add_argument("--noise-multiplier", type=float, default=DEFAULTS.noise_multiplier,
+                    metavar="Z", help="noise std / clip norm (default %(default)s)")
+    dp.add_argument("--l2-clip", type=float, default=DEFAULTS.l2_clip, metavar="C",
+                    help="per-example gradient norm bound (default %(default)s)")
+    dp.add_argument("--sampling", choices=SAMPLINGS, default=DEFAULTS.sampling,
+                    help="poisson: each example joins each step with probability B/n (ε with "
+                         "amplification); shuffle: fixed batches (a larger ε that holds for them)")
+    dp.add_argument("--delta", type=float, default=DEFAULTS.delta,
+                    help="δ of the reported (ε, δ), at most 1/n (default %(default)s)")
     add_data_options(parser)
 
 
@@ -66,20 +80,36 @@ def run_split(run_dir: Path) -> int | None:
 
 
 def run(args) -> int:
+    norm = args.norm or ("group" if args.dp else DEFAULTS.norm)
     cfg = TrainConfig(epochs=args.epochs, batch=args.batch, learning_rate=args.lr,
-                      norm=args.norm, augment=not args.no_augment, seed=args.seed,
-                      limit=args.limit, split_after=args.split_after).validate()
-    from splitleak.cloud import train
+                      norm=norm, augment=not args.no_augment, seed=args.seed,
+                      limit=args.limit, split_after=args.split_after, dp=args.dp,
+                      noise_multiplier=args.noise_multiplier, l2_clip=args.l2_clip,
+                      sampling=args.sampling, delta=args.delta).validate()
     from splitleak.cloud.data import load_protocol
 
-    out = args.out or default_run_dir(args.protocol, args.split_after)
+    out = args.out or default_run_dir(args.protocol, args.split_after) + (
+        f"-dp{args.noise_multiplier:g}" if args.dp else "")
     proto = load_protocol(args.protocol, args.omniglot_dir, leaky=args.leaky)
+    if cfg.dp:  # before TensorFlow loads: a refusal is one line
+        from splitleak.cloud import privacy
+
+        privacy.check(cfg.trained_on(len(proto.train)), cfg.batch, cfg.noise_multiplier,
+                      cfg.epochs, cfg.delta)
+    from splitleak.cloud import train
+
     metrics = train.run(proto, cfg, out, force=args.force)
     p = metrics["parity"]
     shape = "x".join(map(str, metrics["activation_shape"]))
     print(f"split after block {cfg.split_after}: activation {shape}")
-    print(f"best epoch {metrics['best_epoch']}: train accuracy {metrics['train_accuracy']:.3f}, "
+    kept = "last" if cfg.dp else "best"
+    print(f"{kept} epoch {metrics['best_epoch']}: train accuracy {metrics['train_accuracy']:.3f}, "
           f"validation {metrics['val_accuracy']:.3f}")
+    if cfg.dp:
+        priv = metrics["privacy"]
+        print(f"DP-SGD, {priv['sampling']} sampling, n = {priv['n']:,}, {priv['steps']:,} steps: "
+              f"ε = {priv['epsilon']['rdp']:.2f} (RDP), {priv['epsilon']['pld']:.2f} (PLD) at "
+              f"δ = {priv['delta']:g}")
     print(f"TFLite parity on {p['images']} images: float32 max diff {p['float32_max_abs_diff']:.1e}; "
           f"int8 relative error {p['int8_relative_error']:.3f}, "
           f"top-1 agreement {p['int8_top1_agreement']:.3f}")
