@@ -3,10 +3,11 @@
 Baselines on the same images: a blank page (all zeros: ink = 1, paper = 0) and the attacker set's
 mean image — what an attacker gets from the activations without learning anything from them.
 `score` measures and writes nothing; `save` writes the PNG grids and eval.json as
-{"blackbox" | "whitebox": {split | "capture": result}}. Every result has the keys of `score`
-(n, reconstruction, baselines, per_group) and `grids`, plus its own: black box `target`,
-`training_images`, `frames_per_s`; white box `run`, `config`, `trace`; a capture `capture`,
-`frames`, `rejected`, `nodes` (unscored captures have None for the scores).
+{"blackbox" | "whitebox": {split | split-defended | "capture": result}}. Every result has the
+keys of `score` (n, reconstruction, baselines, per_group) and `grids`, plus its own: black box
+`target`, `training_images`, `frames_per_s`, `defense`, `attacker` (naive, adaptive or
+undefended); white box `run`, `config`, `trace`; a capture `capture`, `frames`, `rejected`,
+`nodes` (unscored captures have None for the scores).
 """
 
 import time
@@ -19,6 +20,7 @@ from splitleak.attack import blackbox, grids, metrics, store
 SPLITS = ("test", "attacker")
 SEED_TRAINING_LOSS = 0.0413  # the seed's final decoder training loss (MSE), for comparison
 THROUGHPUT_BATCH = 256
+EVAL_NOISE_SEED = 2  # defence noise on evaluated splits (decoders train with their own seed)
 
 
 def score(originals, recons, groups=None, attacker_mean=None) -> dict:
@@ -80,9 +82,13 @@ def attacker_images(proto, manifest: dict) -> np.ndarray:
 
 
 def evaluate_blackbox(attack_dir, split: str = "test", target=None, force: bool = False,
-                      omniglot_dir=None, limit: int | None = None) -> dict:
-    """Query the target on a split, reconstruct, score; write eval.json["blackbox"][split]."""
+                      omniglot_dir=None, limit: int | None = None, defense: str | None = None
+                      ) -> dict:
+    """Query the target (through `defense`, as the device publishes) on a split, reconstruct,
+    score; write eval.json["blackbox"][split, or split-defended]. The attacker is "adaptive"
+    when its decoder was trained through the same defence, else "naive"."""
     from splitleak.cloud.data import load_protocol
+    from splitleak.edge.defences import Device
     from splitleak.edge.runtime import MobileStage
 
     if split not in SPLITS:
@@ -90,26 +96,31 @@ def evaluate_blackbox(attack_dir, split: str = "test", target=None, force: bool 
     decoder, manifest = store.load_decoder(attack_dir)
     stage = MobileStage(target or manifest["target"]["path"])
     store.check_target(manifest, stage.sha256, force)
+    device = Device(stage, defense, EVAL_NOISE_SEED)
     proto = load_protocol(manifest["data"]["protocol"], omniglot_dir)
     images = select(getattr(proto, split), limit)
-    activations = blackbox.query(stage, images.images, f"query {split}")
+    activations = blackbox.query(device, images.images, f"query {split}")
     recons = blackbox.reconstruct(decoder, activations)
     attacker = attacker_images(proto, manifest)
     result = {"target": {"path": str(stage.path), "sha256": stage.sha256,
-                         "matches_manifest": stage.sha256 == manifest["target"]["sha256"]}}
+                         "matches_manifest": stage.sha256 == manifest["target"]["sha256"]},
+              "defense": device.spec, "decoder_defense": manifest.get("defense", ""),
+              "attacker": ("adaptive" if manifest.get("defense", "") == device.spec else "naive")
+              if device.spec else "undefended"}
     result |= score(images.images, recons, images.alphabets, attacker.mean(axis=0))
     own = attacker[~blackbox.holdout_mask(attacker, manifest["config"]["val_percent"])]
-    own_recons = blackbox.reconstruct(decoder, blackbox.query(stage, own, "query training images"))
+    own_recons = blackbox.reconstruct(decoder, blackbox.query(device, own, "query training images"))
     result["training_images"] = {"mse": float(np.mean((own - own_recons) ** 2)), "n": len(own),
                                  "seed_final_training_loss": SEED_TRAINING_LOSS}
     result["frames_per_s"] = {"batch": THROUGHPUT_BATCH, "value": throughput(decoder, activations)}
-    save(attack_dir, "blackbox", split, result, recons, images.images)
+    save(attack_dir, "blackbox", f"{split}-defended" if device.spec else split, result, recons,
+         images.images)
     return result
 
 
 def evaluate_whitebox(run_dir, split: str = "test", limit: int | None = 64, cfg=None,
                       attack_dir=None, omniglot_dir=None, capture_file=None,
-                      start_from=None) -> tuple[dict, Path]:
+                      start_from=None, defense: str | None = None) -> tuple[dict, Path]:
     """Invert the run's mobile stage on a split by optimisation; write eval.json["whitebox"].
 
     `start_from`: an ATTACK_DIR whose decoder's reconstructions are the starts (a learned prior)."""
@@ -134,7 +145,8 @@ def evaluate_whitebox(run_dir, split: str = "test", limit: int | None = 64, cfg=
     if attack_dir and not folder.is_dir():
         raise FileNotFoundError(f"attack directory not found: {folder}")
     mobile = tf.keras.models.load_model(mobile_path, compile=False)
-    config = asdict(cfg) | {"start": str(Path(start_from).resolve()) if start_from else "blank"}
+    config = asdict(cfg) | {"start": str(Path(start_from).resolve()) if start_from else "blank",
+                            "defense": defense or ""}
     folder.mkdir(parents=True, exist_ok=True)
     if capture_file:  # the activations an eavesdropper recorded, not a split of ours
         from splitleak.attack import replay
@@ -149,11 +161,12 @@ def evaluate_whitebox(run_dir, split: str = "test", limit: int | None = 64, cfg=
         return result, save(folder, "whitebox", "capture", result, recons)
     proto = load_protocol(run["protocol"], omniglot_dir)
     images = select(getattr(proto, split), limit)
-    activations = whitebox.intercepted(run_dir, mobile, images.images)
+    activations = whitebox.intercepted(run_dir, mobile, images.images, defense, EVAL_NOISE_SEED)
     recons, trace = whitebox.invert(mobile, activations, cfg, starts=_starts(decoder, activations))
     result = {"run": str(run_dir.resolve()), "config": config, "trace": trace}
     result |= score(images.images, recons, images.alphabets, proto.attacker.images.mean(axis=0))
-    return result, save(folder, "whitebox", split, result, recons, images.images)
+    return result, save(folder, "whitebox", f"{split}-defended" if defense else split, result,
+                        recons, images.images)
 
 
 def _starts(decoder, activations: np.ndarray):

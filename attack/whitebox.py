@@ -41,14 +41,18 @@ def activation_loss(mobile, x: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     return error / (tf.reduce_sum(tf.square(target), axis=(1, 2, 3)) + 1e-12)
 
 
-def intercepted(run_dir, mobile, images: np.ndarray) -> np.ndarray:
-    """The activations the device would publish: mobile.tflite if present, else Keras."""
+def intercepted(run_dir, mobile, images: np.ndarray, defense: str | None = None,
+                seed: int | None = None) -> np.ndarray:
+    """The activations the device would publish: mobile.tflite (else Keras), then `defense`."""
+    from splitleak.attack.blackbox import query
+    from splitleak.edge.defences import Device
+    from splitleak.edge.runtime import MobileStage
+
     path = Path(run_dir) / "mobile.tflite"
     if path.is_file():
-        from splitleak.attack.blackbox import query
-        from splitleak.edge.runtime import MobileStage
-
-        return query(MobileStage(path), images, "query target")
+        return query(Device(MobileStage(path), defense, seed), images, "query target")
+    if defense:
+        raise FileNotFoundError(f"{path} not found: a defence needs the device's TFLite stage")
     return mobile.predict(images, batch_size=256, verbose=0)
 
 

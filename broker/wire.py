@@ -317,6 +317,7 @@ def decode_prediction(payload: bytes) -> dict:
 # --- node status: edge -> cloud, retained on splitleak/<node>/status -----------------------
 
 STATES = ("online", "offline")
+MAX_DEFENSE = 200  # characters of a defence spec in a status message
 
 
 def _check_status(s: dict) -> dict:
@@ -332,22 +333,28 @@ def _check_status(s: dict) -> dict:
         raise BadStatus(f"status wire_version must be an integer, got {version!r}")
     if not _is_number(started):
         raise BadTimestamp(f"status started_at must be a finite number, got {started!r}")
+    defense = s.get("defense", "")
+    if not isinstance(defense, str) or len(defense) > MAX_DEFENSE:
+        raise BadStatus(f"status defense must be a string of at most {MAX_DEFENSE} characters")
     return {"state": "online", "model_sha256": sha, "wire_version": version,
-            "started_at": float(started)}
+            "started_at": float(started), "defense": defense}
 
 
 def encode_status(state: str, model_sha256: str | None = None,
-                  started_at: float | None = None) -> bytes:
-    """A node's status as JSON: "online" carries the model hash, the wire version and the
-    time the node started streaming (a new start restarts its sequence numbers)."""
+                  started_at: float | None = None, defense: str = "") -> bytes:
+    """A node's status as JSON: "online" carries the model hash, the wire version, the
+    time the node started streaming (a new start restarts its sequence numbers) and the defence
+    applied to its activations (edge/defences.py spec; "" for none)."""
     msg = {"state": state}
     if state == "online":
-        msg.update(model_sha256=model_sha256, wire_version=VERSION, started_at=started_at)
+        msg.update(model_sha256=model_sha256, wire_version=VERSION, started_at=started_at,
+                   defense=defense)
     _check_status(msg)
     return json.dumps(msg, separators=(",", ":")).encode("utf-8")
 
 
 def decode_status(payload: bytes) -> dict:
     """Parse a status message: {"state": "offline"} or "online" with model_sha256,
-    wire_version and started_at. The wire version is returned, not checked."""
+    wire_version, started_at and defense ("" when an older node sent none). The wire version
+    is returned, not checked."""
     return _check_status(_json_object(payload, "status", BadStatus))

@@ -28,6 +28,7 @@ class TrainConfig:
     split_after: int = DEFAULT_SPLIT  # the mobile stage is conv blocks 1..split_after
     seed: int = 1
     limit: int | None = None  # train on the first N images only (quick tests)
+    nopeek: float = 0.0  # NoPeek weight alpha of distance correlation(image, activation)
     dp: bool = False  # DP-SGD: per-example clipping and Gaussian noise (cloud/dp.py)
     noise_multiplier: float = 1.0
     l2_clip: float = 1.0
@@ -42,6 +43,10 @@ class TrainConfig:
         if self.norm not in NORMS:
             raise ValueError(f"unknown norm '{self.norm}'; expected one of {', '.join(NORMS)}")
         check_split(self.split_after)
+        if self.nopeek < 0 or (self.nopeek and self.dp):
+            raise ValueError(f"--nopeek must be >= 0 and cannot be combined with --dp (its "
+                             f"per-example gradients cover the classification loss only), got "
+                             f"{self.nopeek}")
         if self.dp:
             self._validate_dp()
         return self

@@ -71,7 +71,18 @@ def stages(num_classes: int, norm: str = "batch", split_after: int = DEFAULT_SPL
     return mobile, head(num_classes, mobile.output_shape[1:], norm, split_after, dropout)
 
 
-def split_model(mobile: tf.keras.Model, cloud_head: tf.keras.Model) -> tf.keras.Model:
-    """Compose the two stages for training; the stages share weights with the whole."""
+def split_model(mobile: tf.keras.Model, cloud_head: tf.keras.Model,
+                nopeek: float = 0.0) -> tf.keras.Model:
+    """Compose the two stages for training; the stages share weights with the whole. With
+    `nopeek` > 0 the loss gains nopeek x distance correlation(image, activation) (cloud/nopeek.py),
+    reported as the metric "dcor"."""
     inputs = tf.keras.Input(mobile.input_shape[1:], name="image")
-    return tf.keras.Model(inputs, cloud_head(mobile(inputs)), name="split")
+    activation = mobile(inputs)
+    whole = tf.keras.Model(inputs, cloud_head(activation), name="split")
+    if nopeek:
+        from splitleak.cloud.nopeek import distance_correlation
+
+        dcor = distance_correlation(inputs, activation)
+        whole.add_loss(nopeek * dcor)
+        whole.add_metric(dcor, name="dcor")
+    return whole

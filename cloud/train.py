@@ -50,7 +50,7 @@ def build(proto: Protocol, cfg: TrainConfig, train):
     """The compiled model over both stages, its training batches and callbacks, for `cfg`."""
     mobile, cloud_head = model.stages(len(proto.classes), cfg.norm, cfg.split_after,
                                       0.0 if cfg.dp else cfg.dropout)
-    whole = model.split_model(mobile, cloud_head)
+    whole = model.split_model(mobile, cloud_head, cfg.nopeek)
     training = dataset(train.images, proto.labels(train), cfg, True)
     callbacks = [  # under DP nothing private picks the model: no plateau, no best epoch
         tf.keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_lr=1e-5),

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from splitleak.broker import topics, wire
 from splitleak.broker.stats import percentiles
 from splitleak.broker.urls import CallerLoop, acknowledged, connect, make_client, refusal_text, url_for_user
+from splitleak.edge.defences import Device
 from splitleak.edge.runtime import MobileStage
 
 log = logging.getLogger("splitleak.edge")
@@ -42,6 +43,8 @@ class EdgeConfig:
     ack_timeout: float = 120.0  # seconds to wait for the last acknowledgements
     prediction_timeout: float = 10.0  # seconds to wait for the last predictions
     progress: bool = True
+    defense: str | None = None  # edge/defences.py spec, applied to every frame
+    seed: int | None = None  # the defence noise's seed (None: fresh)
 
     def node_ids(self) -> list[str]:
         """The node ids to emulate; checks the settings."""
@@ -171,33 +174,32 @@ class NodeLink:
 def stream(cfg: EdgeConfig, images: np.ndarray) -> dict:
     """Publish the activations of `images` (cycled up to `count`) from every node; summary."""
     links = [NodeLink(n) for n in cfg.node_ids()]
-    stage = MobileStage(cfg.model)
+    device = Device(MobileStage(cfg.model), cfg.defense, cfg.seed)
     count = cfg.count if cfg.count is not None else len(images)
     if count < 0 or len(images) == 0:
         raise ValueError("nothing to send: the source holds no images or --count is negative")
-    online = wire.encode_status("online", stage.sha256, time.time())
+    online = wire.encode_status("online", device.stage.sha256, time.time(), device.spec)
     try:
         for link in links:
             link.open(cfg, online)
-        seconds = _publish_all(cfg, stage, images, count, links)
+        seconds = _publish_all(cfg, device, images, count, links)
         _wait(links, lambda x: x.acked + x.refused >= x.sent, cfg.ack_timeout)
         _wait(links, lambda x: len(x.predictions) >= x.acked, cfg.prediction_timeout)
     finally:
         for link in links:
             link.close()
-    return _summary(links, seconds, stage.sha256)
+    return _summary(links, seconds, device.stage.sha256) | {"defense": device.spec}
 
 
-def _publish_all(cfg: EdgeConfig, stage: MobileStage, images, count: int, links) -> float:
+def _publish_all(cfg: EdgeConfig, device: Device, images, count: int, links) -> float:
     """Run the stage on each image once and publish it from every node, paced at cfg.rate.
 
     The capture time in each frame is taken before the stage runs. Returns the seconds spent.
     """
-    scale, zero = stage.output_quant
     start = time.monotonic()
     for seq in tqdm(range(count), desc="edge frames", unit="frame", disable=not cfg.progress):
         captured = time.time()
-        activation = stage.run_raw(images[seq % len(images)])
+        activation, scale, zero = device.publish_raw(images[seq % len(images)])
         for link in links:
             frame = wire.Frame(link.node_id, seq, captured, activation, scale, zero)
             link.client.publish(link.topic, wire.encode(frame), qos=1)

@@ -48,6 +48,7 @@ def add_arguments(parser) -> None:
                    help="default: runs/attack-<protocol>-<arch>")
     p.add_argument("--force", action="store_true", help="replace an existing ATTACK_DIR")
     p.add_argument("--limit", type=int, help="use only the first N attacker images (tests)")
+    _defense_option(p, "query the target through these defences (an adaptive attacker)")
     add_data_options(p)
 
     p = sub.add_parser("eval", help="score a trained decoder on a split, beside baselines")
@@ -55,6 +56,7 @@ def add_arguments(parser) -> None:
     p.add_argument("attack_dir", metavar="ATTACK_DIR")
     p.add_argument("--split", choices=SPLITS, default="test")
     p.add_argument("--target", metavar="PATH.tflite", help="default: the one in the manifest")
+    _defense_option(p, "the device applies these defences to the split's activations")
     p.add_argument("--force", action="store_true",
                    help="evaluate even if the target's sha256 differs from the manifest's")
     p.add_argument("--limit", type=int,
@@ -77,6 +79,7 @@ def add_arguments(parser) -> None:
                    help="lambda of the TV prior")
     p.add_argument("--lr", type=float, default=WHITEBOX.learning_rate, help="Adam learning rate")
     p.add_argument("--batch", type=int, default=WHITEBOX.batch)
+    _defense_option(p, "the device applies these defences to the intercepted activations")
     p.add_argument("--start-from", metavar="DECODER_DIR",
                    help="start from this black-box decoder's reconstructions (a learned prior; "
                         "default: a blank page)")
@@ -96,6 +99,12 @@ def add_arguments(parser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     return args._attack(args)
+
+
+def _defense_option(p, what: str) -> None:
+    from splitleak.edge.defences import SPECS
+
+    p.add_argument("--defense", metavar="SPEC", help=f"{what}: {SPECS}")
 
 
 def _positive(**values) -> None:
@@ -118,20 +127,25 @@ def _train(args) -> int:
                       loss=args.loss, augment=args.augment, patience=args.patience,
                       seed=args.seed).validate()
     train_decoder(target, load_protocol(protocol, args.omniglot_dir), cfg, out, args.force,
-                  args.limit)
+                  args.limit, args.defense)
     return 0
 
 
-def train_decoder(target: dict, proto, cfg, out: Path, force: bool, limit: int | None = None):
-    """Train a decoder against `target` (store.target_info) on proto's attacker split; save it."""
+def train_decoder(target: dict, proto, cfg, out: Path, force: bool, limit: int | None = None,
+                  defense: str | None = None):
+    """Train a decoder against `target` (store.target_info) on proto's attacker split, through
+    the device's defences if given (an adaptive attacker); save it."""
     from splitleak.attack import blackbox, store
+    from splitleak.edge.defences import Device
     from splitleak.edge.runtime import MobileStage
 
     images = proto.attacker.images[:limit]
-    decoder, history = blackbox.train(MobileStage(target["path"]), images, cfg)
+    device = Device(MobileStage(target["path"]), defense, cfg.seed)
+    decoder, history = blackbox.train(device, images, cfg)
     manifest = {
         "attack": "black-box inverse network (He, Zhang & Lee, ACSAC 2019)",
         "target": target,
+        "defense": device.spec,  # what the queries went through ("" for none)
         "data": {"protocol": proto.name, "source": proto.source, "split": "attacker",
                  "images": int(len(images)), "limit": limit},
         "config": cfg.__dict__ | {"loss": cfg.resolved_loss()},
@@ -153,8 +167,10 @@ def _eval(args) -> int:
     if args.truth:
         raise ValueError("--truth goes with --from-capture")
     result = evaluate.evaluate_blackbox(args.attack_dir, args.split, args.target, args.force,
-                                        args.omniglot_dir, args.limit)
-    _print_scores(result, f"black box on {args.split}")
+                                        args.omniglot_dir, args.limit, args.defense)
+    defended = f" through {result['defense']} ({result['attacker']} attacker)" \
+        if result["defense"] else ""
+    _print_scores(result, f"black box on {args.split}{defended}")
     own = result["training_images"]
     print(f"  MSE on its {own['n']} training images: {own['mse']:.4f} "
           f"(the seed's final training loss: {own['seed_final_training_loss']})")
@@ -189,7 +205,8 @@ def _whitebox(args) -> int:
                                   batch=args.batch)
     result, path = evaluate.evaluate_whitebox(args.run, args.split, args.limit, cfg,
                                               args.attack_dir, args.omniglot_dir,
-                                              args.from_capture, args.start_from)
+                                              args.from_capture, args.start_from,
+                                              args.defense)
     _print_scores(result, "white box on " + ("the captured frames" if args.from_capture
                                              else args.split))
     t = result["trace"]

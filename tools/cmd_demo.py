@@ -7,6 +7,7 @@ from pathlib import Path
 from splitleak.attack.config import TrainConfig as DecoderConfig
 from splitleak.broker.profiles import ENGINES
 from splitleak.cloud.config import TrainConfig
+from splitleak.edge.defences import SPECS as DEFENSE_SPECS
 from splitleak.tools.cmd_data import add_data_options
 from splitleak.tools.cmd_train import add_run_options, default_run_dir, pick_run
 
@@ -26,6 +27,8 @@ def add_arguments(parser) -> None:
                         help="edge frames per second, slow enough to watch (0 = as fast as possible)")
     parser.add_argument("--count", type=int, help="frames to stream (default: all 409 validation)")
     parser.add_argument("--engine", choices=ENGINES, default="amqtt")
+    parser.add_argument("--defense", metavar="SPEC",
+                        help=f"defences the node applies to each activation: {DEFENSE_SPECS}")
     parser.add_argument("--out", default="runs/demo", help="report folder (default: runs/demo)")
     add_data_options(parser)
 
@@ -60,10 +63,12 @@ def ensure_decoder(attack_dir: Path, run: Path, epochs: int, proto) -> None:
 def run(args) -> int:
     from splitleak.cloud import artifacts
     from splitleak.cloud.data import load_protocol
+    from splitleak.edge.defences import parse
     from splitleak.tools.demo import run_pipeline
 
     if args.epochs < 1 or args.attack_epochs < 1:
         raise ValueError("--epochs and --attack-epochs must be positive integers")
+    parse(args.defense)  # refused before anything trains
     run_dir, split_after = pick_run(args.run, args.split_after)
     attack_dir = args.attack_dir or Path(default_run_dir("lite", split_after, "attack-"))
     proto = load_protocol("lite", args.omniglot_dir)
@@ -77,7 +82,10 @@ def run(args) -> int:
         ensure_decoder(attack_dir, run_dir, args.attack_epochs, proto)
     result = run_pipeline(run_dir, proto, args.count, args.engine, rate=args.rate,
                           attack_dir=None if args.no_attack else attack_dir, web=args.web,
-                          out=Path(args.out))
+                          out=Path(args.out), defense=args.defense)
+    if result["defense"]:
+        print(f"defence on the edge: {result['defense']} (seeded; the offline check draws the "
+              "same noise)")
     print(f"over MQTT: {result['predictions_received']}/{result['frames']} predictions, accuracy "
           f"{result['mqtt_accuracy']:.4f}; offline on the same images {result['offline_accuracy']:.4f}"
           f"; agreement {result['agreement']:.4f}")

@@ -14,6 +14,7 @@ with --credentials, and for --fleet K start the broker with --node ID-0 … --no
 
 import json
 
+from splitleak.edge import defences
 from splitleak.tools.cmd_data import add_data_options
 
 SOURCES = "lite-val | lite-test | folder:DIR | zip:FILE"
@@ -56,6 +57,7 @@ def add_arguments(parser) -> None:
                         help="emulate K nodes, ids <node-id>-0 … <node-id>-(K-1), over one URL")
     parser.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                         help="how long to wait for the last predictions (default: 10)")
+    add_defense_option(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_data_options(parser)
 
@@ -77,6 +79,14 @@ def load_source(source: str, omniglot_dir=None):
     raise ValueError(f"unknown --source {source!r}; expected {SOURCES}")
 
 
+def add_defense_option(parser) -> None:
+    """--defense SPEC and --defense-seed: the chain edge/defences.py applies to each frame."""
+    parser.add_argument("--defense", metavar="SPEC",
+                        help=f"defences on each activation: {defences.SPECS}")
+    parser.add_argument("--defense-seed", type=int, metavar="N",
+                        help="seed of the defence noise (default: fresh)")
+
+
 def run(args) -> int:
     from splitleak.edge.node import EdgeConfig, stream
     from splitleak.tools.cli import log_info
@@ -87,7 +97,8 @@ def run(args) -> int:
     cfg = EdgeConfig(model=args.model, broker=args.broker, node_id=args.node_id, rate=args.rate,
                      count=args.count, fleet=args.fleet, ca_file=args.ca, protocol=args.mqtt,
                      credentials=credentials_from(args), prediction_timeout=args.wait,
-                     progress=not args.json)
+                     progress=not args.json, defense=args.defense, seed=args.defense_seed)
+    defences.parse(args.defense)  # a bad spec is refused before anything loads
     for node in cfg.node_ids():  # check the settings before loading anything
         cfg.url_for(node)
     summary = stream(cfg, load_source(args.source, args.omniglot_dir))

@@ -27,6 +27,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--limit", type=int, help="use only the first N train/val images (tests)")
     parser.add_argument("--leaky", action="store_true", help="seed protocol: as the seed did")
+    parser.add_argument("--nopeek", type=float, default=DEFAULTS.nopeek, metavar="ALPHA",
+                        help="NoPeek: add ALPHA x distance correlation(image, activation) to the "
+                             "loss (default %(default)s: off)")
     dp = parser.add_argument_group("DP-SGD (cloud/dp.py, ε by cloud/privacy.py)")
     dp.add_argument("--dp", action="store_true",
                     help="train with per-example clipping and Gaussian noise; no dropout, and "
@@ -84,12 +87,14 @@ def run(args) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch=args.batch, learning_rate=args.lr,
                       norm=norm, augment=not args.no_augment, seed=args.seed,
                       limit=args.limit, split_after=args.split_after, dp=args.dp,
+                      nopeek=args.nopeek,
                       noise_multiplier=args.noise_multiplier, l2_clip=args.l2_clip,
                       sampling=args.sampling, delta=args.delta).validate()
     from splitleak.cloud.data import load_protocol
 
     out = args.out or default_run_dir(args.protocol, args.split_after) + (
-        f"-dp{args.noise_multiplier:g}" if args.dp else "")
+        f"-dp{args.noise_multiplier:g}" if args.dp else "") + (
+        f"-nopeek{args.nopeek:g}" if args.nopeek else "")
     proto = load_protocol(args.protocol, args.omniglot_dir, leaky=args.leaky)
     if cfg.dp:  # before TensorFlow loads: a refusal is one line
         from splitleak.cloud import privacy

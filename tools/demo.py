@@ -22,6 +22,7 @@ from splitleak.tools.cmd_cloud import describe
 from splitleak.tools.processes import Node
 
 log = logging.getLogger("splitleak.demo")
+DEFENSE_SEED = 0  # the demo node's noise seed: the offline check draws the same noise
 
 
 class Deployment:
@@ -150,14 +151,17 @@ def frame_bytes(run_dir: Path, node: str) -> int:
     return len(wire.encode(wire.Frame(node, 0, 0.0, np.zeros(shape, np.float32))))
 
 
-def offline_labels(run_dir: Path, images: np.ndarray) -> np.ndarray:
-    """What the deployed pipeline should answer: TFLite mobile stage, then the Keras head."""
+def offline_labels(run_dir: Path, images: np.ndarray, defense: str | None = None,
+                   seed: int | None = None) -> np.ndarray:
+    """What the deployed pipeline should answer: what the device publishes (TFLite mobile
+    stage and defences; with the node's noise seed, the same noise), then the Keras head."""
     import tensorflow as tf
 
+    from splitleak.edge.defences import Device
     from splitleak.edge.runtime import MobileStage
 
     head = tf.keras.models.load_model(run_dir / "head.keras", compile=False)
-    activations = MobileStage(run_dir / "mobile.tflite").run(images)
+    activations = Device(MobileStage(run_dir / "mobile.tflite"), defense, seed).run(images)
     return head.predict(activations, verbose=0).argmax(axis=1)
 
 
@@ -181,10 +185,12 @@ def saved_reconstructions(folder: Path, node: str, count: int) -> np.ndarray:
 
 def run_pipeline(run_dir: Path, proto, count: int | None = None, engine: str = "amqtt",
                  timeout: float = 300.0, rate: float = 0.0, attack_dir=None,
-                 web: str = "127.0.0.1:0", out: Path | None = None) -> dict:
+                 web: str = "127.0.0.1:0", out: Path | None = None, defense: str | None = None,
+                 defense_seed: int = DEFENSE_SEED) -> dict:
     """Stream the target's validation images through MQTT; return accuracies and summaries.
 
-    With `attack_dir`, an eavesdropper reconstructs the stream into out/reconstructions.
+    With `attack_dir`, an eavesdropper reconstructs the stream into out/reconstructions. With
+    `defense`, the node applies it (noise seeded, so the offline check draws the same noise).
     """
     images, labels = proto.val.images, proto.labels(proto.val)
     count = min(count or len(images), len(images))
@@ -198,8 +204,9 @@ def run_pipeline(run_dir: Path, proto, count: int | None = None, engine: str = "
             spy = start_attacker(dep, attack_dir, web, out / "reconstructions", count)
         predictions = PredictionLog(dep.broker.url)
         dep.callback(predictions.close)
+        guard = ("--defense", defense, "--defense-seed", defense_seed) if defense else ()
         edge = dep.start_edge("--node-id", node, "--source", "lite-val", "--count", count,
-                              "--rate", rate, "--json")
+                              "--rate", rate, "--json", *guard)
         print(f"edge node: pid {edge.proc.pid}, streaming {count} validation images"
               + (f" at {rate:g} Hz" if rate else ""), flush=True)
         if edge.wait(timeout) != 0:
@@ -211,7 +218,7 @@ def run_pipeline(run_dir: Path, proto, count: int | None = None, engine: str = "
         if spy is not None and spy.wait(60) != 0:
             raise RuntimeError(f"the eavesdropper failed:\n{spy.tail()}")
     got = np.array([predictions.labels.get(i, -1) for i in range(count)])
-    expected = offline_labels(run_dir, images[:count])
+    expected = offline_labels(run_dir, images[:count], defense, defense_seed)
     result = {
         "frames": count,
         "predictions_received": len(predictions.labels),
@@ -219,6 +226,7 @@ def run_pipeline(run_dir: Path, proto, count: int | None = None, engine: str = "
         "mqtt_accuracy": float(np.mean(got == labels[:count])),
         "offline_accuracy": float(np.mean(expected == labels[:count])),
         "agreement": float(np.mean(got == expected)),
+        "defense": edge_summary.get("defense", ""),
         "cloud": cloud_summary,
         "edge": edge_summary,
     }

@@ -126,3 +126,20 @@ def test_help_is_cheap(sub):
             f"parser.parse_args(['attack', '{sub}', '--help'])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and "usage: splitleak attack" in done.stdout, done.stderr
+
+
+def test_naive_and_adaptive_attackers_against_a_defended_device(cli_run, attack_dir, run_dir,
+                                                                 omniglot_dir, tmp_path):
+    defence = "noise:laplace:0.3,quant:int8"
+    adaptive = tmp_path / "adaptive"
+    assert cli_run("attack", "train", "--target", run_dir / "mobile.tflite", "--epochs", 1,
+                   "--limit", 48, "--defense", defence, "--out", adaptive,
+                   "--omniglot-dir", omniglot_dir) == 0
+    assert json.loads((adaptive / "manifest.json").read_text())["defense"] == defence
+    for folder, kind in ((attack_dir, "naive"), (adaptive, "adaptive")):
+        assert cli_run("attack", "eval", folder, "--limit", 16, "--defense", defence,
+                       "--omniglot-dir", omniglot_dir) == 0
+        result = json.loads((folder / "eval.json").read_text())["blackbox"]["test-defended"]
+        assert (result["defense"], result["attacker"], result["n"]) == (defence, kind, 16)
+    assert cli_run("attack", "eval", attack_dir, "--limit", 16, "--defense", "noise:gauss:0",
+                   "--omniglot-dir", omniglot_dir) == 2

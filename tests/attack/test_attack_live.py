@@ -143,3 +143,36 @@ def test_capture_from_real_mosquitto_sub(attack_dir, run_dir, broker, lite, tmp_
     scored = json.loads((attack_dir / "eval.json").read_text())["blackbox"]["capture"]
     assert scored["frames"] == 8 and scored["nodes"] == {"pi": 8}
     assert 0 < scored["reconstruction"]["mse"] < 1 and scored["n"] == 8
+
+
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+def test_noise_defence_moves_published_activations_by_sigma(run_dir, broker, lite, tmp_path):
+    from splitleak.attack import replay
+    from splitleak.edge.runtime import MobileStage
+    from splitleak.tools.cmd_edge import load_source
+
+    images = lite.test.images[:16]
+    folder = write_pngs(images, tmp_path / "pngs")
+    capture, status = tmp_path / "sub.txt", tmp_path / "status.txt"
+    listen = [["-t", topics.ALL_ACTIVATIONS, "-F", "%t %x", "-C", "16"],
+              ["-t", "splitleak/pi/status", "-F", "%p", "-C", "1"]]
+    with capture.open("w") as out, status.open("w") as out_status:
+        subs = [subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port),
+                                  "-q", "1", *args], stdout=f)
+                for args, f in zip(listen, (out, out_status), strict=True)]
+        try:
+            time.sleep(0.5)
+            edge = splitleak("edge", "--model", run_dir / "mobile.tflite", "--broker", broker.url,
+                             "--node-id", "pi", "--source", f"folder:{folder}", "--json",
+                             "--defense", "noise:gauss:0.5", "--defense-seed", 3)
+            assert edge.returncode == 0, edge.stderr[-2000:]
+            assert all(sub.wait(30) == 0 for sub in subs)
+        finally:
+            for sub in subs:
+                sub.kill()
+    assert json.loads(status.read_text())["defense"] == "noise:gauss:0.5"
+    stage = MobileStage(run_dir / "mobile.tflite")
+    frames, _ = replay.read_frames(capture, stage.output_shape)
+    published = np.stack([f.as_float32() for f in sorted(frames, key=lambda f: f.seq)])
+    clean = stage.run(load_source(f"folder:{folder}"))  # the images as the edge read them
+    assert np.std(published - clean) == pytest.approx(0.5, rel=0.15)

@@ -75,3 +75,6 @@ def test_whitebox_command(run_dir, attack_dir, omniglot_dir, cli_run):
     assert cli_run(*args, "--attack-dir", attack_dir, "--start-from", attack_dir) == 0
     result = json.loads((attack_dir / "eval.json").read_text())["whitebox"]["test"]
     assert result["config"]["start"] == str(attack_dir.resolve())
+    assert cli_run(*args, "--attack-dir", attack_dir, "--defense", "noise:gauss:0.2") == 0
+    defended = json.loads((attack_dir / "eval.json").read_text())["whitebox"]["test-defended"]
+    assert defended["config"]["defense"] == "noise:gauss:0.2" and defended["n"] == 3

@@ -19,7 +19,7 @@ SHA = "ab" * 32
 def test_status_round_trip_and_offline_will():
     online = wire.decode_status(wire.encode_status("online", SHA, 12.5))
     assert online == {"state": "online", "model_sha256": SHA, "wire_version": wire.VERSION,
-                      "started_at": 12.5}
+                      "started_at": 12.5, "defense": ""}
     assert wire.decode_status(wire.encode_status("offline")) == {"state": "offline"}
     assert json.loads(wire.encode_status("offline")) == {"state": "offline"}
 
