@@ -24,6 +24,8 @@ COMMANDS = {
     "cloud": ("splitleak.tools.cmd_cloud", "run the cloud head: activations in, predictions out"),
     "bench": ("splitleak.tools.cmd_bench", "benchmarks with JSON output"),
     "sweep": ("splitleak.tools.cmd_sweep", "experiments across settings (split depth), one table"),
+    "experiment": ("splitleak.tools.cmd_experiment",
+                   "experiments across deployments: the network lockdown"),
     "privacy": ("splitleak.tools.cmd_privacy", "ε of a DP-SGD run, as trained (dp-accounting)"),
 }
 
