@@ -130,12 +130,22 @@ class AmqttBroker(RunningBroker):
             return
         try:
             if self._broker is not None and self._broker.transitions.state == "started":
+                self._call(self._drop_clients(), timeout)
                 self._call(self._broker.shutdown(), timeout)
         except TimeoutError:  # seen in CI: amqtt 0.12's broadcast loop dies and shutdown hangs
             logger.warning("amqtt did not shut down within %g s: closing its listeners", timeout)
             self._loop.call_soon_threadsafe(self._close_listeners)
         finally:
             self._end_loop(timeout)
+
+    async def _drop_clients(self) -> None:
+        """Cut every client's connection first, as a broker process going down would: amqtt's own
+        shutdown stops one session at a time and has hung on one (amqtt keeps them in a private
+        dict; the writer adapter wraps an asyncio StreamWriter)."""
+        for _, handler in list(self._broker._sessions.values()):
+            stream = getattr(getattr(handler, "writer", None), "_writer", None)
+            if stream is not None:
+                stream.transport.abort()
 
     def _close_listeners(self) -> None:
         """Stop accepting connections (amqtt keeps its asyncio servers in a private dict)."""

@@ -49,13 +49,13 @@ def measure_depth(k: int, proto, run: Path, attack_dir: Path, epochs: int, attac
         "bytes_per_frame": frame_bytes(run, "edge"),
         "val_accuracy": metrics["val_accuracy"],
         "tflite_ms": median_ms(lambda: stage.run_raw(image), runs=tflite_runs)["median_ms"],
-        "blackbox": _scores(blackbox),
-        "blackbox_subset": _scores(subset), "whitebox": _scores(whitebox),
-        "whitebox_prior": _scores(prior),
+        "blackbox": table_scores(blackbox),
+        "blackbox_subset": table_scores(subset), "whitebox": table_scores(whitebox),
+        "whitebox_prior": table_scores(prior),
     }
 
 
-def _scores(result: dict) -> dict:
+def table_scores(result: dict) -> dict:
     """The figures of one evaluation that the table shows."""
     rec, mean = result["reconstruction"], result["baselines"]["attacker_mean_image"]
     ident = rec["identification"]
