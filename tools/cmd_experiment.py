@@ -132,8 +132,8 @@ def _sweep(args) -> int:
               flush=True)
     rows = [done[s.key()] for s in settings]
     for s, row in zip(settings, rows, strict=True):  # rows written before it was measured
-        if "accuracy" not in row:
-            row["accuracy"] = experiment.defended_accuracy(Path(row["target"]), proto, s.defense)
+        if "activation_std" not in row:
+            row.update(experiment.deployment(Path(row["target"]), proto, s.defense))
     artifacts.write_json(path, {"preset": args.preset, "settings": done})
     with (out / "results.csv").open("w", newline="") as f:
         flat = experiment.csv_rows(rows)

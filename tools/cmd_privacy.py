@@ -8,9 +8,7 @@ import argparse
 import json
 
 from splitleak.cloud.config import SAMPLINGS
-
-SEED = {"n_passed": 13_180, "n_trained": 11_000, "batch": 32, "epochs": 20, "delta": 1e-5,
-        "epsilon": {0.7: 4.0, 0.5: 12.5, 0.3: 84.7}}  # SEED.md: compute_dp_sgd_privacy's figures
+from splitleak.cloud.config import SEED_DP as SEED
 
 
 def add_arguments(parser) -> None:
@@ -70,7 +68,7 @@ def _seed_table(as_json: bool) -> int:
         row["shuffle_pld_11000"] = privacy.epsilon(SEED["n_trained"], *common, "shuffle", "pld")
         rows.append(row)
     if as_json:
-        print(json.dumps({"settings": {k: v for k, v in SEED.items() if k != "epsilon"},
+        print(json.dumps({"settings": {k: v for k, v in SEED.items() if k not in ("epsilon", "accuracy")},
                           "rows": rows}, indent=2))
         return 0
     print(f"The seed's DP-SGD: batch {SEED['batch']}, {SEED['epochs']} epochs, δ = "

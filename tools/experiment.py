@@ -13,9 +13,8 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from splitleak.cloud.config import DEFAULT_SPLIT, TrainConfig
+from splitleak.cloud.config import DEFAULT_SPLIT, SEED_DP, TrainConfig
 
-SEED_DP = {0.7: 4.0, 0.5: 12.5, 0.3: 84.7}  # the seed's noise multipliers and its ε
 DEFENCE_SPLIT = 2  # the defences preset cuts where the undefended leak is total (top-1 1.0)
 GRID_IMAGES = 8
 # rough seconds on our 2-core machines (2026-11-25) for the estimate printed before a sweep:
@@ -60,11 +59,11 @@ def preset(name: str) -> list[Setting]:
     base = Setting("non-private")
     if name == "seed-dp":
         out = [base] + [replace(base, name=f"DP z={z}", dp=True, noise_multiplier=z)
-                        for z in SEED_DP]
+                        for z in SEED_DP["epsilon"]]
     elif name == "defences":
         cut = replace(base, name="none", split_after=DEFENCE_SPLIT)
         out = [cut] + [replace(cut, name=spec, defense=spec) for spec in (
-            "noise:gauss:1", "noise:gauss:4", "quant:int8")] + [
+            "noise:gauss:4", "noise:gauss:16", "quant:int8")] + [
             replace(cut, name=f"NoPeek α={a:g}", nopeek=a) for a in (1.0, 5.0)]
     elif name == "depth":
         out = [replace(base, name=f"K={k}", split_after=k) for k in (1, 2, 3, 4)]
@@ -112,7 +111,7 @@ def run_setting(s: Setting, proto, out: Path) -> dict:
         decoders[kind] = folder
     row = {"key": s.key(), "setting": asdict(s), "target": str(target),
            "val_accuracy": metrics["val_accuracy"],
-           "accuracy": defended_accuracy(target, proto, s.defense),
+           **deployment(target, proto, s.defense),
            "epsilon": metrics["privacy"]["epsilon"] if s.dp else None}
     for kind, folder in decoders.items():
         row[kind] = table_scores(evaluate.evaluate_blackbox(folder, "test", defense=s.defense or None))
@@ -124,9 +123,10 @@ def run_setting(s: Setting, proto, out: Path) -> dict:
     return row
 
 
-def defended_accuracy(target: Path, proto, defense: str) -> float:
+def deployment(target: Path, proto, defense: str) -> dict:
     """Validation accuracy of the deployment: what the device publishes (TFLite stage and the
-    defence), classified by the cloud head. An edge defence's cost shows here, not in training."""
+    defence), classified by the cloud head; an edge defence's cost shows here, not in training.
+    Also the standard deviation of the undefended activations, the scale a noise σ acts on."""
     import numpy as np
     import tensorflow as tf
 
@@ -135,9 +135,11 @@ def defended_accuracy(target: Path, proto, defense: str) -> float:
     from splitleak.edge.runtime import MobileStage
 
     head = tf.keras.models.load_model(target / "head.keras", compile=False)
-    acts = Device(MobileStage(target / "mobile.tflite"), defense, EVAL_NOISE_SEED).run(
-        proto.val.images)
-    return float(np.mean(head.predict(acts, verbose=0).argmax(1) == proto.labels(proto.val)))
+    stage = MobileStage(target / "mobile.tflite")
+    acts = Device(stage, defense, EVAL_NOISE_SEED).run(proto.val.images)
+    accuracy = np.mean(head.predict(acts, verbose=0).argmax(1) == proto.labels(proto.val))
+    clean = acts if not defense else Device(stage, "", EVAL_NOISE_SEED).run(proto.val.images)
+    return {"accuracy": float(accuracy), "activation_std": float(clean.std())}
 
 
 def save_grid(out: Path, s: Setting, proto, target: Path, decoders: dict) -> Path:
@@ -177,15 +179,33 @@ def csv_rows(rows: list[dict]) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: accuracy, ε and each attack's MSE / SSIM / top-1 per setting."""
-    lines = ["| setting | accuracy, defended | ε (RDP / PLD) | naive black box | adaptive black box "
-             "| white box (prior) |", "|---|---|---|---|---|---|"]
+    """Markdown: accuracy, ε and each attack's MSE / SSIM / top-1 per setting; with DP rows,
+    the seed's ε and accuracy at the same noise multiplier beside ours."""
+    seed = any(r["epsilon"] for r in rows)
+    lines = ["| setting | accuracy, defended | ε (RDP / PLD) | " + ("the seed: ε, accuracy | " * seed)
+             + "naive black box | adaptive black box | white box (prior) |",
+             "|---|---|---|" + "---|" * seed + "---|---|---|"]
     for r in rows:
         eps = f"{r['epsilon']['rdp']:.2f} / {r['epsilon']['pld']:.2f}" if r["epsilon"] else "∞"
         cells = [_cell(r.get(k)) for k in ("naive", "adaptive", "whitebox")]
+        if seed:
+            cells.insert(0, _seed_cell(r["setting"]))
         lines.append(f"| {r['setting']['name']} (K={r['setting']['split_after']}) | "
                      f"{r['accuracy']:.3f} | {eps} | " + " | ".join(cells) + " |")
+    scales = {r["setting"]["split_after"]: r["activation_std"] for r in rows
+              if not r["setting"]["defense"] and "activation_std" in r}
+    if scales:
+        lines.append("\nStandard deviation of the undefended activations (validation images), the "
+                     "scale a noise σ acts on: " + ", ".join(f"K={k}: {v:.2f}"
+                                                             for k, v in sorted(scales.items())))
     return "\n".join(lines) + "\n"
+
+
+def _seed_cell(setting: dict) -> str:
+    z = setting["noise_multiplier"]
+    if not setting["dp"] or z not in SEED_DP["epsilon"]:
+        return "–"
+    return f"{SEED_DP['epsilon'][z]:g}, {SEED_DP['accuracy'][z]:.2f}"
 
 
 def _cell(s: dict | None) -> str:

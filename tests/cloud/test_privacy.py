@@ -72,3 +72,15 @@ def test_cli_json_and_one_line_errors():
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "delta" in result.stderr
     result = splitleak("privacy", "epsilon", "--n", 100)
     assert result.returncode == 2 and "missing --batch" in result.stderr
+
+
+def test_seed_table_reproduces_the_seeds_figures_and_ranks_the_accountants():
+    result = splitleak("privacy", "epsilon", "--seed-table", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert [r["noise"] for r in rows] == [0.7, 0.5, 0.3]
+    for r in rows:  # the older RDP conversion at n 13,180 gives what the seed printed
+        assert r["classic_rdp_13180"] == pytest.approx(r["seed"], rel=0.02)
+        assert r["poisson_pld_13180"] < r["poisson_rdp_13180"] < r["classic_rdp_13180"]
+        assert r["poisson_rdp_11000"] > r["poisson_rdp_13180"]  # fewer examples, less amplification
+        assert r["shuffle_rdp_11000"] > r["poisson_rdp_11000"]
