@@ -115,7 +115,7 @@ def _sweep(args) -> int:
     if foreign:
         raise ValueError(f"{out} holds {len(foreign)} setting(s) of another sweep; "
                          "use another --out")
-    estimate = experiment.estimate_seconds(settings, set(done))
+    estimate = experiment.estimate_seconds(settings, set(done), out)
     print(f"preset {args.preset}: {len(settings)} settings, {len(done)} already done; "
           f"about {estimate / 60:.0f} min on a 2-core CPU", flush=True)
     proto = load_protocol(args.protocol, args.omniglot_dir)

@@ -78,15 +78,31 @@ def preset(name: str) -> list[Setting]:
 PRESETS = ("seed-dp", "defences", "depth", "all")
 
 
-def estimate_seconds(settings: list[Setting], done: set) -> float:
-    """A rough duration of the settings not yet done, from SECONDS (targets and decoders that
-    several settings share are counted once)."""
+def estimate_seconds(settings: list[Setting], done: set, out: Path | None = None) -> float:
+    """A rough duration of the settings not yet done, from SECONDS: each target and decoder
+    counted once, and not at all when `out` already holds it."""
     todo = [s for s in settings if s.key() not in done]
     targets = {s.target_key(): s for s in todo}
-    decoders = {(s.target_key(), s.defense) for s in todo} | {(s.target_key(), "") for s in todo}
+    decoders = {decoder_dir(out or Path(), s, d) for s in todo for d in {"", s.defense}}
+    if out is not None:
+        targets = {k: s for k, s in targets.items() if not _saved(target_dir(out, s))}
+        decoders = {d for d in decoders if not _saved(d)}
     return (sum(SECONDS["train_dp" if s.dp else "train"] * s.epochs / TrainConfig.epochs
                 for s in targets.values())
             + len(decoders) * SECONDS["decoder"] + len(todo) * SECONDS["evaluate"])
+
+
+def target_dir(out: Path, s: Setting) -> Path:
+    return out / "targets" / s.target_key()
+
+
+def decoder_dir(out: Path, s: Setting, defense: str) -> Path:
+    """A decoder trained on queries through `defense` ("" = clean) against s's target."""
+    return out / "attacks" / f"{s.target_key()}-{_hash([defense, s.attack_epochs])}"
+
+
+def _saved(folder: Path) -> bool:
+    return (folder / "manifest.json").is_file()
 
 
 def run_setting(s: Setting, proto, out: Path) -> dict:
@@ -97,15 +113,15 @@ def run_setting(s: Setting, proto, out: Path) -> dict:
     from splitleak.tools.cmd_attack import train_decoder
     from splitleak.tools.sweep import table_scores
 
-    target = out / "targets" / s.target_key()
-    if not (target / "manifest.json").is_file():
+    target = target_dir(out, s)
+    if not _saved(target):
         train.run(proto, s.train_config(), target, force=True)
     metrics = artifacts.read_json(target / "metrics.json")
     info = store.target_info(target / "mobile.tflite")
     decoders = {}
     for kind, defense in (("naive", ""), ("adaptive", s.defense)) if s.defense else (("naive", ""),):
-        folder = out / "attacks" / f"{s.target_key()}-{_hash([defense, s.attack_epochs])}"
-        if not (folder / "manifest.json").is_file():
+        folder = decoder_dir(out, s, defense)
+        if not _saved(folder):
             train_decoder(info, proto, DecoderConfig(epochs=s.attack_epochs), folder, True,
                           defense=defense or None)
         decoders[kind] = folder

@@ -38,6 +38,17 @@ def test_the_estimate_counts_only_what_is_left():
     assert experiment.estimate_seconds(settings, {s.key() for s in settings}) == 0
 
 
+def test_the_estimate_skips_targets_and_decoders_already_saved(tmp_path):
+    s = experiment.preset("defences")[1]  # an edge defence: naive and adaptive decoders
+    before = experiment.estimate_seconds([s], set(), tmp_path)
+    for folder in (experiment.target_dir(tmp_path, s), experiment.decoder_dir(tmp_path, s, "")):
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text("{}")
+    after = experiment.estimate_seconds([s], set(), tmp_path)
+    assert before - after == pytest.approx(experiment.SECONDS["train"]
+                                           + experiment.SECONDS["decoder"])
+
+
 def test_an_interrupted_sweep_resumes_where_it_stopped(monkeypatch, tmp_path, omniglot_dir):
     calls = []
 
