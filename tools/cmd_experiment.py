@@ -132,7 +132,7 @@ def _sweep(args) -> int:
               flush=True)
     rows = [done[s.key()] for s in settings]
     for s, row in zip(settings, rows, strict=True):  # rows written before it was measured
-        if "activation_std" not in row:
+        if "dcor" not in row:
             row.update(experiment.deployment(Path(row["target"]), proto, s.defense))
     artifacts.write_json(path, {"preset": args.preset, "settings": done})
     with (out / "results.csv").open("w", newline="") as f:

@@ -142,7 +142,8 @@ def run_setting(s: Setting, proto, out: Path) -> dict:
 def deployment(target: Path, proto, defense: str) -> dict:
     """Validation accuracy of the deployment: what the device publishes (TFLite stage and the
     defence), classified by the cloud head; an edge defence's cost shows here, not in training.
-    Also the standard deviation of the undefended activations, the scale a noise σ acts on."""
+    Also, of the undefended activations: their standard deviation (the scale a noise σ acts
+    on) and their distance correlation with the images (what NoPeek lowers)."""
     import numpy as np
     import tensorflow as tf
 
@@ -155,7 +156,18 @@ def deployment(target: Path, proto, defense: str) -> dict:
     acts = Device(stage, defense, EVAL_NOISE_SEED).run(proto.val.images)
     accuracy = np.mean(head.predict(acts, verbose=0).argmax(1) == proto.labels(proto.val))
     clean = acts if not defense else Device(stage, "", EVAL_NOISE_SEED).run(proto.val.images)
-    return {"accuracy": float(accuracy), "activation_std": float(clean.std())}
+    return {"accuracy": float(accuracy), "activation_std": float(clean.std()),
+            "dcor": mean_dcor(proto.val.images, clean)}
+
+
+def mean_dcor(images, acts, batch: int = 32) -> float:
+    """Distance correlation of images and their activations, averaged over batches of `batch`
+    (the estimate NoPeek trains against: it depends on the batch size)."""
+    from splitleak.cloud.nopeek import distance_correlation
+
+    values = [float(distance_correlation(images[i:i + batch], acts[i:i + batch]))
+              for i in range(0, len(images) - batch + 1, batch)]
+    return sum(values) / len(values)
 
 
 def save_grid(out: Path, s: Setting, proto, target: Path, decoders: dict) -> Path:
@@ -184,7 +196,8 @@ def csv_rows(rows: list[dict]) -> list[dict]:
     flat = []
     for r in rows:
         d = {"key": r["key"], **r["setting"], "accuracy": r["accuracy"],
-             "val_accuracy": r["val_accuracy"],
+             "val_accuracy": r["val_accuracy"], "activation_std": r["activation_std"],
+             "dcor": r["dcor"],
              "epsilon_rdp": (r["epsilon"] or {}).get("rdp"),
              "epsilon_pld": (r["epsilon"] or {}).get("pld")}
         for kind in ("naive", "adaptive", "whitebox"):
@@ -195,21 +208,21 @@ def csv_rows(rows: list[dict]) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: accuracy, ε and each attack's MSE / SSIM / top-1 per setting; with DP rows,
+    """Markdown: accuracy, ε, dCor and each attack's MSE / SSIM / top-1 per setting; with DP rows,
     the seed's ε and accuracy at the same noise multiplier beside ours."""
     seed = any(r["epsilon"] for r in rows)
     lines = ["| setting | accuracy, defended | ε (RDP / PLD) | " + ("the seed: ε, accuracy | " * seed)
-             + "naive black box | adaptive black box | white box (prior) |",
-             "|---|---|---|" + "---|" * seed + "---|---|---|"]
+             + "dCor (stage) | naive black box | adaptive black box | white box (prior) |",
+             "|---|---|---|" + "---|" * seed + "---|---|---|---|"]
     for r in rows:
         eps = f"{r['epsilon']['rdp']:.2f} / {r['epsilon']['pld']:.2f}" if r["epsilon"] else "∞"
-        cells = [_cell(r.get(k)) for k in ("naive", "adaptive", "whitebox")]
+        cells = [f"{r['dcor']:.2f}"] + [_cell(r.get(k)) for k in ("naive", "adaptive", "whitebox")]
         if seed:
             cells.insert(0, _seed_cell(r["setting"]))
         lines.append(f"| {r['setting']['name']} (K={r['setting']['split_after']}) | "
                      f"{r['accuracy']:.3f} | {eps} | " + " | ".join(cells) + " |")
     scales = {r["setting"]["split_after"]: r["activation_std"] for r in rows
-              if not r["setting"]["defense"] and "activation_std" in r}
+              if r["setting"]["defense"]}
     if scales:
         lines.append("\nStandard deviation of the undefended activations (validation images), the "
                      "scale a noise σ acts on: " + ", ".join(f"K={k}: {v:.2f}"
@@ -242,13 +255,13 @@ def save_plot(out: Path, rows: list[dict]) -> Path:
     fig, axes = plt.subplots(1, 3 if dp else 2, figsize=(13 if dp else 9, 3.8))
     for ax, metric, label in ((axes[0], "top1", "top-1 identification"),
                               (axes[1], "ssim", "SSIM")):
-        for r in rows:
-            ax.scatter(best(r)[metric], r["accuracy"])
-            ax.annotate(r["setting"]["name"], (best(r)[metric], r["accuracy"]), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
+        for i, r in enumerate(rows):  # markers and a legend: close points stay readable
+            ax.scatter(best(r)[metric], r["accuracy"], marker="osD^vP*X"[i % 8], s=40,
+                       alpha=0.8, label=r["setting"]["name"])
         ax.set_xlabel(f"{label} (stronger black box)")
         ax.set_ylabel("validation accuracy")
         ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
     if dp:
         eps = [r["epsilon"]["rdp"] for r in dp]
         axes[2].plot(eps, [best(r)["top1"] for r in dp], "o-", label="top-1 identification")
