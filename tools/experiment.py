@@ -258,6 +258,7 @@ def save_plot(out: Path, rows: list[dict]) -> Path:
         for i, r in enumerate(rows):  # markers and a legend: close points stay readable
             ax.scatter(best(r)[metric], r["accuracy"], marker="osD^vP*X"[i % 8], s=40,
                        alpha=0.8, label=r["setting"]["name"])
+        ax.set_xlim(-0.03, 1.03)  # the whole scale: a zoomed axis makes noise look like an effect
         ax.set_xlabel(f"{label} (stronger black box)")
         ax.set_ylabel("validation accuracy")
         ax.grid(alpha=0.3)
