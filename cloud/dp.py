@@ -12,9 +12,11 @@ sum is then a weighted sum over the batch; no second pass.
 
 Why not tensorflow-privacy's training routes (measured here, lite target, batch 32, 2 cores):
 `DPKeras*Optimizer` computes a Jacobian, one backward pass per example (31x plain training);
-`DPModel` (make_dp_model_class) runs the model twice and, without a registry entry for Conv2D
-(its registry has Dense and Embedding), loops over examples in tf.vectorized_map; with our Conv2D
-and GroupNormalization entries its fast route measured 3.2x. This route: `splitleak bench dp`.
+`DPModel` (make_dp_model_class) with our Conv2D and GroupNormalization entries in its
+fast-clipping registry runs the model twice: 3.2x. Without a registry it maps the per-example
+gradient over the batch with tf.vectorized_map: 1.37x against this route's 1.50x in one run
+(no XLA; its XLA build fails under op determinism, MaxPool gradient), so it is the faster one
+here and where this module should go next. This route: `splitleak bench dp`.
 
 - No BatchNorm (it mixes the examples of a batch) and no Dropout: `model.stages(dropout=0)`.
 - Poisson batches (`PoissonBatches`): each step draws every training example independently with
