@@ -14,9 +14,10 @@ Why not tensorflow-privacy's training routes (measured here, lite target, batch 
 `DPKeras*Optimizer` computes a Jacobian, one backward pass per example (31x plain training);
 `DPModel` (make_dp_model_class) with our Conv2D and GroupNormalization entries in its
 fast-clipping registry runs the model twice: 3.2x. Without a registry it maps the per-example
-gradient over the batch with tf.vectorized_map: 1.37x against this route's 1.50x in one run
-(no XLA; its XLA build fails under op determinism, MaxPool gradient), so it is the faster one
-here and where this module should go next. This route: `splitleak bench dp`.
+gradient over the batch with tf.vectorized_map: 1.37x on fixed shuffled batches, but it divides
+by the rows it gets, so Poisson batches with a constant divisor must be padded (72 rows for
+B = 32) and then cost about 3.0x; this route, on the same Poisson batches, 1.50x (README, DP
+speed). Its XLA build fails under op determinism (MaxPool gradient). This route: `bench dp`.
 
 - No BatchNorm (it mixes the examples of a batch) and no Dropout: `model.stages(dropout=0)`.
 - Poisson batches (`PoissonBatches`): each step draws every training example independently with
