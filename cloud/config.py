@@ -7,6 +7,7 @@ NORMS = ("batch", "group", "none")
 SPLITS = (1, 2, 3, 4)  # cut after conv block K (cloud/model.py has the four blocks)
 DEFAULT_SPLIT = 4  # the seed's cut: the 1x1x32 activation
 SAMPLINGS = ("poisson", "shuffle")  # how DP-SGD forms batches (cloud/privacy.py)
+DP_ENGINES = ("ours", "tf-privacy")  # who computes the clipped per-example gradients (cloud/dp.py)
 # the seed's DP-SGD runs (SEED.md): its settings, and per noise multiplier the ε that
 # compute_dp_sgd_privacy printed and the final accuracy it reported
 SEED_DP = {"n_passed": 13_180, "n_trained": 11_000, "batch": 32, "epochs": 20, "delta": 1e-5,
@@ -39,6 +40,7 @@ class TrainConfig:
     l2_clip: float = 1.0
     sampling: str = SAMPLINGS[0]
     delta: float = 1e-5
+    dp_engine: str = DP_ENGINES[0]
 
     def validate(self) -> "TrainConfig":
         if self.epochs < 1 or self.batch < 1 or (self.limit is not None and self.limit < 1):
@@ -70,5 +72,12 @@ class TrainConfig:
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"unknown sampling '{self.sampling}'; "
                              f"expected one of {', '.join(SAMPLINGS)}")
+        if self.dp_engine not in DP_ENGINES:
+            raise ValueError(f"unknown DP engine '{self.dp_engine}'; "
+                             f"expected one of {', '.join(DP_ENGINES)}")
+        if self.dp_engine == "tf-privacy" and self.sampling == "poisson":
+            raise ValueError("--dp-engine tf-privacy divides each noised sum by the rows it is "
+                             "given, and Poisson batches need the constant divisor the "
+                             "accountant assumes: use it with --sampling shuffle")
         if not 0 < self.delta < 1:
             raise ValueError(f"--delta must be in (0, 1/n], got {self.delta}")

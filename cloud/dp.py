@@ -14,10 +14,10 @@ Why not tensorflow-privacy's training routes (measured here, lite target, batch 
 `DPKeras*Optimizer` computes a Jacobian, one backward pass per example (31x plain training);
 `DPModel` (make_dp_model_class) with our Conv2D and GroupNormalization entries in its
 fast-clipping registry runs the model twice: 3.2x. Without a registry it maps the per-example
-gradient over the batch with tf.vectorized_map: 1.37x on fixed shuffled batches, but it divides
-by the rows it gets, so Poisson batches with a constant divisor must be padded (72 rows for
-B = 32) and then cost about 3.0x; this route, on the same Poisson batches, 1.50x (README, DP
-speed). Its XLA build fails under op determinism (MaxPool gradient). This route: `bench dp`.
+gradient over the batch with tf.vectorized_map (`--dp-engine tf-privacy`, `wrap` below): a bit
+faster than this route on fixed shuffled batches (`bench dp`), but it divides by the rows it
+gets, so Poisson batches with a constant divisor would need padding (72 rows for B = 32, about
+3.0x): it is allowed with shuffled batches only. Its XLA build fails under op determinism.
 
 - No BatchNorm (it mixes the examples of a batch) and no Dropout: `model.stages(dropout=0)`.
 - Poisson batches (`PoissonBatches`): each step draws every training example independently with
@@ -31,11 +31,18 @@ import numpy as np
 import tensorflow as tf
 
 
-def wrap(mobile: tf.keras.Model, head: tf.keras.Model, cfg) -> "DPSGDModel":
-    """One flat model over the two stages' layers (and weights), trained by DP-SGD."""
+def wrap(mobile: tf.keras.Model, head: tf.keras.Model, cfg) -> tf.keras.Model:
+    """One flat model over the two stages' layers (and weights), trained by DP-SGD: ours, or
+    tensorflow-privacy's DPModel (per-example gradients by tf.vectorized_map, no XLA)."""
     x = inputs = tf.keras.Input(mobile.input_shape[1:], name="image")
     for layer in mobile.layers[1:] + head.layers[1:]:
         x = layer(x)
+    if cfg.dp_engine == "tf-privacy":
+        from tensorflow_privacy.privacy.keras_models.dp_keras_model import make_dp_model_class
+
+        return make_dp_model_class(tf.keras.Model)(
+            l2_norm_clip=cfg.l2_clip, noise_multiplier=cfg.noise_multiplier, use_xla=False,
+            inputs=inputs, outputs=x, name="split_dp_tfp")
     return DPSGDModel(inputs=inputs, outputs=x, l2_clip=cfg.l2_clip,
                       noise_multiplier=cfg.noise_multiplier, batch=cfg.batch, name="split_dp")
 

@@ -92,7 +92,8 @@ def _privacy(cfg: TrainConfig, n: int) -> dict:
 
     return privacy.statement(n, cfg.batch, cfg.noise_multiplier, cfg.epochs, cfg.delta,
                              cfg.sampling) | {
-        "l2_clip": cfg.l2_clip, "adjacency": "add or remove one training example",
+        "l2_clip": cfg.l2_clip, "engine": cfg.dp_engine,
+        "adjacency": "add or remove one training example",
         "model_selection": "none: the last epoch is saved; the validation set is only reported"}
 
 

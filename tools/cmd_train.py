@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from splitleak.cloud.config import NORMS, SAMPLINGS, SPLITS, TrainConfig
+from splitleak.cloud.config import DP_ENGINES, NORMS, SAMPLINGS, SPLITS, TrainConfig
 from splitleak.cloud.data import PROTOCOLS
 from splitleak.tools.cmd_data import add_data_options
 
@@ -41,6 +41,10 @@ def add_arguments(parser) -> None:
     dp.add_argument("--sampling", choices=SAMPLINGS, default=DEFAULTS.sampling,
                     help="poisson: each example joins each step with probability B/n (ε with "
                          "amplification); shuffle: fixed batches (a larger ε that holds for them)")
+    dp.add_argument("--dp-engine", choices=DP_ENGINES, default=DEFAULTS.dp_engine,
+                    help="ours: per-example gradients from one forward and one backward pass; "
+                         "tf-privacy: its DPModel (tf.vectorized_map), with --sampling shuffle "
+                         "(default %(default)s)")
     dp.add_argument("--delta", type=float, default=DEFAULTS.delta,
                     help="δ of the reported (ε, δ), at most 1/n (default %(default)s)")
     add_data_options(parser)
@@ -89,7 +93,8 @@ def run(args) -> int:
                       limit=args.limit, split_after=args.split_after, dp=args.dp,
                       nopeek=args.nopeek,
                       noise_multiplier=args.noise_multiplier, l2_clip=args.l2_clip,
-                      sampling=args.sampling, delta=args.delta).validate()
+                      sampling=args.sampling, delta=args.delta,
+                      dp_engine=args.dp_engine).validate()
     from splitleak.cloud.data import load_protocol
 
     out = args.out or default_run_dir(args.protocol, args.split_after) + (

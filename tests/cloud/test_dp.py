@@ -80,6 +80,38 @@ def test_zero_weight_examples_add_nothing(dp_model, batch):
     assert _norm([g[0] for g in fast]) > 0
 
 
+def test_tensorflow_privacy_takes_the_same_step(batch):
+    """Noise 0, one SGD step with learning rate 1 over the same weights: our clipped mean and
+    tensorflow-privacy's DPModel (tf.vectorized_map) move every weight alike."""
+    images, labels = batch
+    floatx = tf.keras.backend.floatx()  # the float64 fixture above may be active
+    tf.keras.backend.set_floatx("float32")
+    try:
+        moved = _one_step_each(images.astype(np.float32), labels)
+    finally:
+        tf.keras.backend.set_floatx(floatx)
+    assert _norm([tf.constant(m) for m in moved["ours"]]) > 0
+    for ours, theirs in zip(moved["ours"], moved["tf-privacy"], strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-5 * CLIP)
+
+
+def _one_step_each(images, labels) -> dict:
+    tf.keras.utils.set_random_seed(0)
+    mobile, head = model.stages(3, "group", 3, dropout=0.0)
+    start = None
+    moved = {}
+    for engine in ("ours", "tf-privacy"):
+        cfg = TrainConfig(dp=True, norm="group", l2_clip=CLIP, noise_multiplier=0.0,
+                          batch=len(images), sampling="shuffle", dp_engine=engine).validate()
+        whole = dp.wrap(mobile, head, cfg)
+        whole.compile(tf.keras.optimizers.SGD(1.0), "sparse_categorical_crossentropy")
+        start = start or [w.copy() for w in whole.get_weights()]
+        whole.set_weights(start)
+        whole.train_on_batch(images, labels)
+        moved[engine] = [w - s for w, s in zip(whole.get_weights(), start, strict=True)]
+    return moved
+
+
 def test_layers_without_per_example_gradients_are_refused():
     mobile, head = model.stages(3, "batch", 4, dropout=0.0)
     with pytest.raises(ValueError, match="no per-example gradient for layer norm1"):
@@ -103,6 +135,7 @@ def test_poisson_batches_vary_around_the_batch_size():
     (("--dp", "--noise-multiplier", "-1"), "--noise-multiplier >= 0"),
     (("--dp", "--l2-clip", "0"), "--l2-clip > 0"),
     (("--dp", "--delta", "0.01"), "delta must be in (0, 1/n]"),
+    (("--dp", "--dp-engine", "tf-privacy"), "use it with --sampling shuffle"),
 ])
 def test_bad_dp_settings_are_refused_in_one_line(args, message, omniglot_dir, tmp_path):
     result = splitleak("train", "--epochs", 1, "--out", tmp_path / "run", "--omniglot-dir",
@@ -128,6 +161,18 @@ def test_dp_run_records_its_guarantee(omniglot_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_tensorflow_privacy_run_on_shuffled_batches(omniglot_dir, tmp_path):
+    out = tmp_path / "run"
+    result = splitleak("train", "--dp", "--dp-engine", "tf-privacy", "--sampling", "shuffle",
+                       "--epochs", 1, "--limit", 32, "--batch", 16, "--delta", 1e-3,
+                       "--out", out, "--omniglot-dir", omniglot_dir)
+    assert result.returncode == 0, result.stderr
+    priv = json.loads((out / "metrics.json").read_text())["privacy"]
+    assert (priv["engine"], priv["sampling"], priv["steps"]) == ("tf-privacy", "shuffle", 2)
+    assert (out / "mobile.tflite").is_file()
+
+
+@pytest.mark.slow
 def test_bench_dp_reports_both_trainings_as_json(omniglot_dir):
     result = splitleak("bench", "dp", "--epochs", 2, "--limit", 48, "--batch", 16, "--json",
                        "--omniglot-dir", omniglot_dir)
@@ -137,3 +182,5 @@ def test_bench_dp_reports_both_trainings_as_json(omniglot_dir):
     assert report["images"] == 48 and len(seconds["dp_sgd"]["epochs"]) == 2
     assert report["ratio"] == pytest.approx(
         seconds["dp_sgd"]["median"] / seconds["non_private"]["median"], abs=0.01)
+    assert set(report["ratios"]) == {"dp_sgd", "dp_sgd_shuffle", "tf_privacy_shuffle"}
+    assert all(len(seconds[k]["epochs"]) == 2 for k in report["ratios"])
