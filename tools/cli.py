@@ -27,6 +27,7 @@ COMMANDS = {
     "experiment": ("splitleak.tools.cmd_experiment",
                    "experiments across deployments: the network lockdown"),
     "privacy": ("splitleak.tools.cmd_privacy", "ε of a DP-SGD run, as trained (dp-accounting)"),
+    "doctor": ("splitleak.tools.cmd_doctor", "check the set-up the labs need, with a fix per ✘"),
 }
 
 

@@ -1,0 +1,140 @@
+"""Check the set-up a lab needs: one line per item, ✔ or ✘ with the fix; exit 0 only when every
+required item passes (1 otherwise). Mosquitto is optional: the embedded broker (amqtt) is the
+default everywhere.
+"""
+
+import json
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+
+from splitleak.cloud.data import ENV_DIR
+
+PYTHON = (3, 11)  # the pinned TensorFlow 2.15 set resolves on 3.11 only (the edge extra: 3.11+)
+LAB_EXTRAS = {"edge", "broker", "train"}
+
+
+@dataclass
+class Item:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--omniglot-dir", metavar="DIR",
+                        help=f"the folder of Omniglot zips to check (default: ${ENV_DIR})")
+    parser.add_argument("--web", default="127.0.0.1:8088", metavar="HOST:PORT",
+                        help="where the live page will listen (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def run(args) -> int:
+    from splitleak.tools.cmd_attack_live import _host_port
+
+    host, port = _host_port(args.web)
+    items = [check_python(), *check_packages(), check_tflite(), check_omniglot(args.omniglot_dir),
+             check_embedded_broker(), check_mosquitto(), check_web_port(host, port)]
+    passed = all(i.ok for i in items if i.required)
+    if args.json:
+        print(json.dumps({"passed": passed, "items": [asdict(i) for i in items]}, indent=2))
+    else:
+        for i in items:
+            mark = "✔" if i.ok else ("✘" if i.required else "–")
+            print(f"{mark} {i.name}: {i.detail}" + (f"\n    fix: {i.fix}" if not i.ok else ""))
+        print("ready for the labs" if passed else "not ready: fix the ✘ items above")
+    return 0 if passed else 1
+
+
+def check_python() -> Item:
+    have = sys.version_info[:2]
+    return Item("Python", have == PYTHON, f"{sys.version.split()[0]} at {sys.executable}",
+                f"use Python {PYTHON[0]}.{PYTHON[1]} for training and the labs (the edge node "
+                "alone runs on 3.11-3.13)")
+
+
+def check_packages() -> list[Item]:
+    """Every pinned requirement of the extras a lab uses, against what is installed."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    items = []
+    for text in metadata.requires("splitleak") or []:
+        req = Requirement(text)
+        if req.marker and not any(req.marker.evaluate({"extra": e}) for e in LAB_EXTRAS | {""}):
+            continue
+        try:
+            have = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            have = None
+        ok = have is not None and req.specifier.contains(have, prereleases=True)
+        items.append(Item(f"package {req.name}", ok,
+                          f"{have or 'missing'} (needs {req.specifier or 'any'})",
+                          "pip install -e '.[all]' in the project's .venv (make test does it)"))
+    return items
+
+
+def check_tflite() -> Item:
+    from importlib import metadata
+
+    from splitleak.edge.runtime import _interpreter_class
+
+    try:
+        module = _interpreter_class().__module__.split(".")[0]
+    except ImportError as exc:
+        return Item("TFLite runtime", False, "none", str(exc).split(": ", 1)[-1])
+    dist = {"tflite_runtime": "tflite-runtime", "ai_edge_litert": "ai-edge-litert"}[module]
+    return Item("TFLite runtime", True, f"{dist} {metadata.version(dist)}")
+
+
+def check_omniglot(omniglot_dir) -> Item:
+    from splitleak.cloud.data import resolve_dir
+    from splitleak.edge.omniglot import ZIPS
+
+    fix = (f"pass --omniglot-dir DIR or set {ENV_DIR} to a folder holding "
+           f"{ZIPS['small1']} and {ZIPS['small2']}")
+    directory = resolve_dir(omniglot_dir)
+    if directory is None:
+        return Item("Omniglot", False, f"no folder given (--omniglot-dir or {ENV_DIR})", fix)
+    missing = [ZIPS[s] for s in ("small1", "small2") if not (directory / ZIPS[s]).is_file()]
+    if missing:
+        return Item("Omniglot", False, f"{directory}: missing {', '.join(missing)}", fix)
+    return Item("Omniglot", True, f"{directory} (the lite protocol's two zips)")
+
+
+def check_embedded_broker() -> Item:
+    from splitleak.broker.server import free_port, start_broker
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            port = free_port()
+            start_broker("amqtt", port=port, directory=tmp).stop()
+    except Exception as exc:  # noqa: BLE001 - any failure to start is the finding
+        return Item("embedded broker (amqtt)", False, f"did not start: {exc}",
+                    "pip install -e '.[all]'; check that 127.0.0.1 accepts local connections")
+    return Item("embedded broker (amqtt)", True, f"started and stopped on 127.0.0.1:{port}")
+
+
+def check_mosquitto() -> Item:
+    from splitleak.broker.mosquitto import find_mosquitto
+
+    try:
+        return Item("Mosquitto", True, find_mosquitto(), required=False)
+    except OSError as exc:
+        return Item("Mosquitto", False, "not installed (optional: labs use amqtt)",
+                    str(exc).split(": ", 1)[-1], required=False)
+
+
+def check_web_port(host: str, port: int) -> Item:
+    from splitleak.broker.server import check_port_free
+
+    try:
+        check_port_free(host, port)
+    except OSError as exc:
+        return Item("live page port", False, exc.strerror or str(exc),
+                    f"stop what listens on {host}:{port}, or pass --web HOST:PORT to the lab "
+                    "commands (and here)")
+    return Item("live page port", True, f"{host}:{port} is free")
