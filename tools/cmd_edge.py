@@ -21,12 +21,12 @@ SOURCES = "lite-val | lite-test | folder:DIR | zip:FILE"
 MQTT_VERSIONS = ("3.1.1", "5")
 
 
-def add_broker_options(parser, login: str) -> None:
+def add_broker_options(parser, login: str, required: bool = True) -> None:
     """--broker, --ca, --mqtt and --credentials: how a node reaches the broker.
 
     `login` says whom --credentials logs in as (shown in the help).
     """
-    parser.add_argument("--broker", required=True, metavar="URL",
+    parser.add_argument("--broker", required=required, metavar="URL",
                         help="mqtt://[user:pass@]host:port or mqtts://…")
     parser.add_argument("--ca", metavar="FILE", help="CA certificate for mqtts:// (verified)")
     parser.add_argument("--mqtt", choices=MQTT_VERSIONS, default="3.1.1",
@@ -47,7 +47,12 @@ def credentials_from(args) -> dict[str, str] | None:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, metavar="PATH.tflite", help="the mobile stage")
-    add_broker_options(parser, "each node's id (the tls profile requires it)")
+    parser.add_argument("--check", action="store_true",
+                        help="self-test this device instead of streaming: runtime and versions, "
+                             "model sha256 and shapes, median and p95 ms per image for 1, 2 and "
+                             "4 threads after a warm-up (no broker needed)")
+    add_broker_options(parser, "each node's id (the tls profile requires it); not with --check",
+                       required=False)
     parser.add_argument("--node-id", default="edge", help="this node's id (topic level)")
     parser.add_argument("--source", default="lite-val", help=SOURCES)
     parser.add_argument("--rate", type=float, default=0.0, metavar="HZ",
@@ -91,6 +96,10 @@ def run(args) -> int:
     from splitleak.edge.node import EdgeConfig, stream
     from splitleak.tools.cli import log_info
 
+    if args.check:
+        return _self_check(args)
+    if not args.broker:
+        raise ValueError("--broker URL is required to stream (or pass --check for a self-test)")
     log_info()
     if args.wait < 0:
         raise ValueError(f"--wait must be zero or positive, got {args.wait}")
@@ -111,6 +120,15 @@ def run(args) -> int:
               "frames/s", flush=True)
     _check(summary)
     return 0
+
+
+def _self_check(args) -> int:
+    """Print the device self-test; exit 1 if the runtime misbehaves."""
+    from splitleak.edge.selfcheck import describe, self_check
+
+    report = self_check(args.model)
+    print(json.dumps(report, indent=2) if args.json else describe(report), flush=True)
+    return 0 if report["ok"] else 1
 
 
 def _check(summary: dict) -> None:
