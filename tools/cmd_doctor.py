@@ -4,13 +4,13 @@ default everywhere.
 """
 
 import json
+import platform
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
 
 from splitleak.cloud.data import ENV_DIR
 
-PYTHON = (3, 11)  # the pinned TensorFlow 2.15 set resolves on 3.11 only (the edge extra: 3.11+)
 LAB_EXTRAS = {"edge", "broker", "train"}
 
 
@@ -49,10 +49,16 @@ def run(args) -> int:
 
 
 def check_python() -> Item:
-    have = sys.version_info[:2]
-    return Item("Python", have == PYTHON, f"{sys.version.split()[0]} at {sys.executable}",
-                f"use Python {PYTHON[0]}.{PYTHON[1]} for training and the labs (the edge node "
-                "alone runs on 3.11-3.13)")
+    """The interpreter against the package's Requires-Python (pyproject.toml)."""
+    from importlib import metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    wanted = SpecifierSet(metadata.metadata("splitleak")["Requires-Python"])
+    have = platform.python_version()
+    return Item("Python", wanted.contains(have), f"{have} at {sys.executable}",
+                f"use a Python that matches {wanted} for training and the labs (the edge node "
+                "alone: see the Raspberry Pi section)")
 
 
 def check_packages() -> list[Item]:
@@ -78,16 +84,12 @@ def check_packages() -> list[Item]:
 
 
 def check_tflite() -> Item:
-    from importlib import metadata
-
-    from splitleak.edge.runtime import _interpreter_class
+    from splitleak.edge.selfcheck import runtime_name
 
     try:
-        module = _interpreter_class().__module__.split(".")[0]
+        return Item("TFLite runtime", True, runtime_name())
     except ImportError as exc:
         return Item("TFLite runtime", False, "none", str(exc).split(": ", 1)[-1])
-    dist = {"tflite_runtime": "tflite-runtime", "ai_edge_litert": "ai-edge-litert"}[module]
-    return Item("TFLite runtime", True, f"{dist} {metadata.version(dist)}")
 
 
 def check_omniglot(omniglot_dir) -> Item:

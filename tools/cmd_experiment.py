@@ -131,10 +131,6 @@ def _sweep(args) -> int:
         print(f"[{i}/{len(settings)}] {s.name}: {(time.monotonic() - began) / 60:.1f} min",
               flush=True)
     rows = [done[s.key()] for s in settings]
-    for s, row in zip(settings, rows, strict=True):  # rows written before it was measured
-        if "dcor" not in row:
-            row.update(experiment.deployment(Path(row["target"]), proto, s.defense))
-    artifacts.write_json(path, {"preset": args.preset, "settings": done})
     with (out / "results.csv").open("w", newline="") as f:
         flat = experiment.csv_rows(rows)
         writer = csv.DictWriter(f, fieldnames=list(flat[0]))
