@@ -36,12 +36,17 @@ test: venv system-deps
 lint: venv
 	$(BIN)/ruff check .
 
-# The edge node's install on its own: numpy, pillow, paho-mqtt, tflite-runtime; no TensorFlow.
+# The edge node's install on its own (no TensorFlow), with any Python the package accepts, e.g.
+# make edge-check EDGE_PYTHON=python3.13 EDGE_VENV=.venv-edge-3.13
+EDGE_PYTHON ?= $(PYTHON)
+EDGE_VENV ?= .venv-edge
 edge-check:
-	$(PYTHON) -m venv .venv-edge
-	.venv-edge/bin/pip install -q '.[edge]'
-	! .venv-edge/bin/pip list 2>/dev/null | grep -i '^tensorflow '
-	.venv-edge/bin/python -c "import splitleak.edge.runtime as r; r._interpreter_class(); print('edge install: TFLite interpreter without TensorFlow')"
+	$(EDGE_PYTHON) -m venv $(EDGE_VENV)
+	$(EDGE_VENV)/bin/pip install -q '.[edge]'
+	$(EDGE_VENV)/bin/pip check
+	! $(EDGE_VENV)/bin/pip list 2>/dev/null | grep -i '^tensorflow '
+	$(EDGE_VENV)/bin/python -c "import platform; from splitleak.edge.selfcheck import runtime_name; \
+	  print('edge install: Python', platform.python_version(), runtime_name(), 'without TensorFlow')"
 
 clean:
-	rm -rf $(VENV) .venv-edge runs
+	rm -rf $(VENV) .venv-edge .venv-edge-* runs

@@ -3,7 +3,8 @@
 It subscribes to the activation topic like any other client (on the `open` or `auth` profile,
 any account will do), decodes frames with the shared wire module, reconstructs them in batches
 with a trained decoder, and can save PNGs per node and sequence number, record the raw
-payloads as a capture file, and serve a live page.
+payloads as a capture file, and serve a live page. Without a decoder it only decodes, counts
+and records the frames (what anyone who can subscribe gets before training anything).
 """
 
 import base64
@@ -46,8 +47,8 @@ class Eavesdropper:
     def __init__(self, decoder, broker: str, topic: str = topics.ALL_ACTIVATIONS, ca_file=None,
                  protocol: str = "3.1.1", save_dir=None, record=None, batch: int = 64):
         self.decoder, self.topic, self.batch = decoder, topic, batch
-        self.inbox = FrameInbox(decoder.input_shape[1:], log)
-        self.reconstructed = 0
+        self.inbox = FrameInbox(decoder.input_shape[1:] if decoder else None, log)
+        self.frames = self.reconstructed = 0
         self.nodes: dict[str, int] = {}
         self.save_dir = Path(save_dir) if save_dir else None
         self.record = open(record, "a") if record else None  # noqa: SIM115 (closed in stop)
@@ -60,7 +61,7 @@ class Eavesdropper:
         self.client.on_message = self.inbox.on_message
 
     def stats(self) -> dict:
-        return {"seen": self.inbox.seen, "reconstructed": self.reconstructed,
+        return {"seen": self.inbox.seen, "frames": self.frames, "reconstructed": self.reconstructed,
                 "rejected": dict(self.inbox.rejected),
                 "rejected_total": sum(self.inbox.rejected.values()), "nodes": dict(self.nodes)}
 
@@ -74,8 +75,8 @@ class Eavesdropper:
             self.record.close()
 
     def serve(self, stop: threading.Event, max_frames: int | None = None) -> None:
-        """Reconstruct until `stop` is set (or `max_frames` frames were reconstructed)."""
-        while not stop.is_set() and (max_frames is None or self.reconstructed < max_frames):
+        """Reconstruct until `stop` is set (or `max_frames` valid frames were handled)."""
+        while not stop.is_set() and (max_frames is None or self.frames < max_frames):
             self.handle(self.inbox.next_batch(self.batch))
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
@@ -83,7 +84,10 @@ class Eavesdropper:
             self.record.writelines(capture.format_line(t, p) for t, p in messages)
             self.record.flush()
         frames = [f for f in (self.inbox.decode(t, p) for t, p in messages) if f is not None]
-        if not frames:
+        self.frames += len(frames)
+        for frame in frames:
+            self.nodes[frame.node_id] = self.nodes.get(frame.node_id, 0) + 1
+        if not frames or self.decoder is None:
             return
         images = reconstruct(self.decoder, np.stack([f.as_float32() for f in frames]))
         for frame, image in zip(frames, images, strict=True):
@@ -93,5 +97,4 @@ class Eavesdropper:
             if self.page:
                 self.page.publish("frame", {"node": frame.node_id, "seq": frame.seq,
                                             "png": base64.b64encode(png).decode()})
-            self.nodes[frame.node_id] = self.nodes.get(frame.node_id, 0) + 1
         self.reconstructed += len(frames)

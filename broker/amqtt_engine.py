@@ -189,10 +189,10 @@ async def _cancel_other_tasks() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def start_amqtt(*, profile, host, port, directory: Path, passwords, rules,
+def start_amqtt(*, profile, host, port, directory: Path, passwords, rules, tls_names=(),
                 timeout=10.0) -> AmqttBroker:
     """Start amqtt for `profile` in this process; see `server.start_broker`."""
-    tls = ensure_tls_files(directory, host) if profile == "tls" else None
+    tls = ensure_tls_files(directory, host, tls_names) if profile == "tls" else None
     config = broker_config(profile, host, port, directory, passwords, rules, tls)
     broker = AmqttBroker(profile=profile, host=host, port=port, directory=directory,
                          passwords=passwords, ca_file=tls.ca_file if tls else None)

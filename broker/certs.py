@@ -3,13 +3,18 @@
 Files written into the broker directory (keys are mode 0600):
 
     ca.crt / ca.key          the lab CA; created once and reused, so clients keep trusting it
-    server.crt / server.key  signed by the CA for 127.0.0.1, ::1, localhost and the listen
-                             host; re-issued at every start (cheap: EC P-256 keys)
+    server.crt / server.key  signed by the CA for 127.0.0.1, ::1, localhost, the listen
+                             host and any extra names (`splitleak broker --tls-name`);
+                             re-issued at every start (cheap: EC P-256 keys)
+
+A client checks that the name it connects to is in the server certificate: a Raspberry Pi that
+reaches the laptop as laptop.local or 192.168.1.20 needs that name or address added.
 """
 
 import datetime
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +25,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_DAYS = 3650
 SERVER_DAYS = 365
+LOCAL_NAMES = ("127.0.0.1", "::1", "localhost")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
 @dataclass(frozen=True)
@@ -75,19 +83,37 @@ def _load_or_create_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCu
     return cert, key
 
 
-def _alt_names(host: str) -> list[x509.GeneralName]:
-    names = {"127.0.0.1", "::1", "localhost", host} - {"0.0.0.0", "::", ""}
-    result: list[x509.GeneralName] = []
-    for name in sorted(names):
-        try:
-            result.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            result.append(x509.DNSName(name))
-    return result
+def server_names(host: str, extra=()) -> list[str]:
+    """The names the server certificate is valid for: loopback, the listen host (unless it is
+    a wildcard) and `extra`; ValueError for anything that is neither an IP address nor a DNS
+    name."""
+    names = []
+    for name in (*LOCAL_NAMES, host, *extra):
+        if name in WILDCARD_HOSTS or name in names:
+            continue
+        if not _is_ip(name) and not all(DNS_LABEL.fullmatch(x) for x in name.split(".")):
+            raise ValueError(f"{name!r} is not an IP address or a DNS name for the certificate")
+        names.append(name)
+    return names
 
 
-def ensure_tls_files(directory: str | Path, host: str = "127.0.0.1") -> TlsFiles:
-    """Create (or reuse) the CA and issue a fresh server certificate valid for `host`."""
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _alt_names(names: list[str]) -> list[x509.GeneralName]:
+    return [x509.IPAddress(ipaddress.ip_address(n)) if _is_ip(n) else x509.DNSName(n)
+            for n in names]
+
+
+def ensure_tls_files(directory: str | Path, host: str = "127.0.0.1", names=()) -> TlsFiles:
+    """Create (or reuse) the CA and issue a fresh server certificate valid for `host`, the
+    loopback names and `names` (DNS names or IP addresses)."""
+    alt_names = _alt_names(server_names(host, names))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     ca_cert, ca_key = _load_or_create_ca(directory)
@@ -97,7 +123,7 @@ def ensure_tls_files(directory: str | Path, host: str = "127.0.0.1") -> TlsFiles
             .add_extension(_key_usage(cert_sign=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)
-            .add_extension(x509.SubjectAlternativeName(_alt_names(host)), critical=False)
+            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))

@@ -48,8 +48,8 @@ def decode_frame(node: str, topic: str, payload: bytes, expect_shape) -> wire.Fr
 
 
 class FrameInbox:
-    def __init__(self, expect_shape: tuple, log: logging.Logger):
-        self.expect_shape = tuple(expect_shape)
+    def __init__(self, expect_shape: tuple | None, log: logging.Logger):
+        self.expect_shape = tuple(expect_shape) if expect_shape is not None else None  # None: any
         self.queue: queue.Queue = queue.Queue()
         self.seen = 0
         self.rejected = Rejections(log)

@@ -120,12 +120,12 @@ class MosquittoBroker(RunningBroker):
 
 
 def start_mosquitto(*, profile, host, port, directory: Path, passwords, rules,
-                    timeout=10.0) -> MosquittoBroker:
+                    tls_names=(), timeout=10.0) -> MosquittoBroker:
     """Write mosquitto's files into `directory` and run it; see `server.start_broker`."""
     binary = find_mosquitto()
     if any(c.isspace() for c in str(directory)):
         raise ValueError(f"mosquitto cannot use a directory with spaces: {directory}")
-    tls = ensure_tls_files(directory, host) if profile == "tls" else None
+    tls = ensure_tls_files(directory, host, tls_names) if profile == "tls" else None
     if passwords:
         write_private(directory / "mosquitto.passwd",
                       "".join(f"{u}:{hash_password(p)}\n" for u, p in passwords.items()))

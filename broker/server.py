@@ -137,13 +137,20 @@ def wait_for_port(host: str, port: int, timeout: float, alive=lambda: True) -> N
 def start_broker(engine: str = "amqtt", profile: str = "open", port: int = 1883,
                  directory: str | Path = "runs/broker", host: str = "127.0.0.1",
                  nodes=profiles.DEFAULT_NODES, passwords: dict[str, str] | None = None,
-                 timeout: float = 10.0) -> RunningBroker:
+                 tls_names=(), timeout: float = 10.0) -> RunningBroker:
     """Write the broker's files into `directory`, start it and wait until it listens.
 
     nodes: edge node ids, each becomes a user (auth/tls) allowed its own topics (tls).
     passwords: user -> password to use instead of generated/saved ones.
+    tls_names: extra host names or IP addresses for the server certificate (tls only).
     """
     profiles.check_profile(profile)
+    if tls_names and profile != "tls":
+        raise ValueError(f"certificate names are for the tls profile, not {profile!r}")
+    if profile == "tls":
+        from splitleak.broker.certs import server_names
+
+        server_names(host, tls_names)  # a bad name is refused before anything is written
     if engine not in ENGINES:
         raise ValueError(f"unknown broker engine {engine!r}: choose {', '.join(ENGINES)}")
     if not 0 < port < 65536:
@@ -159,4 +166,4 @@ def start_broker(engine: str = "amqtt", profile: str = "open", port: int = 1883,
     else:
         from splitleak.broker.amqtt_engine import start_amqtt as start
     return start(profile=profile, host=host, port=port, directory=directory, passwords=pw,
-                 rules=profiles.acl_rules(nodes), timeout=timeout)
+                 rules=profiles.acl_rules(nodes), tls_names=tuple(tls_names), timeout=timeout)

@@ -3,6 +3,10 @@
     mqtt://[user:pass@]host[:port]     plain TCP, default port 1883
     mqtts://[user:pass@]host[:port]    TLS, default port 8883, certificate checked by default
 
+A URL without user:pass may take its login from SPLITLEAK_MQTT_USER and SPLITLEAK_MQTT_PASSWORD
+(`login_from_env`, used by `splitleak edge`, `cloud` and `attack live`), which keeps the
+password off the command line: any local user can read a process's arguments.
+
 Typical use:
 
     client = make_client("mqtts://edge:pw@127.0.0.1:8883", "edge", ca_file="runs/broker/ca.crt")
@@ -17,10 +21,12 @@ or, to do the network work in your own thread (lower latency under load):
 """
 
 import json
+import os
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -32,6 +38,8 @@ from paho.mqtt.properties import Properties
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 PROTOCOLS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
 NEVER_EXPIRE = 0xFFFFFFFF  # MQTT 5 session expiry interval meaning "keep the session forever"
+ENV_USER, ENV_PASSWORD = "SPLITLEAK_MQTT_USER", "SPLITLEAK_MQTT_PASSWORD"
+NAME_MISMATCH = (62, 64)  # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,19 @@ def parse_url(text: str) -> BrokerURL:
     password = unquote(parts.password) if parts.password is not None else None
     return BrokerURL(parts.scheme, parts.hostname, port or DEFAULT_PORTS[parts.scheme],
                      username, password)
+
+
+def login_from_env(url: str | BrokerURL, environ: Mapping[str, str] | None = None) -> BrokerURL:
+    """`url` logged in as $SPLITLEAK_MQTT_USER with $SPLITLEAK_MQTT_PASSWORD, unless the URL
+    names a user itself (then the environment is ignored) or neither variable is set."""
+    url = parse_url(url) if isinstance(url, str) else url
+    environ = os.environ if environ is None else environ
+    user, password = environ.get(ENV_USER) or None, environ.get(ENV_PASSWORD) or None
+    if url.username is not None or (user is None and password is None):
+        return url
+    if user is None:
+        raise ValueError(f"{ENV_PASSWORD} is set but {ENV_USER} is not: set both, or neither")
+    return replace(url, username=user, password=password)
 
 
 def read_credentials(path: str | Path) -> dict[str, str]:
@@ -290,6 +311,10 @@ def _handshake(client: mqtt.Client, where: str, done: threading.Event, timeout: 
     try:
         client.reconnect()
     except ssl.SSLCertVerificationError as exc:
+        if exc.verify_code in NAME_MISMATCH:
+            raise BrokerConnectError(f"the certificate of {where} does not name {client.host} "
+                                     f"({exc.verify_message}): connect by a name it holds, or "
+                                     f"start the broker with --tls-name {client.host}") from None
         raise BrokerConnectError(f"the certificate of {where} is not trusted "
                                  f"({exc.verify_message}): pass the broker's CA file") from None
     except ssl.SSLError as exc:

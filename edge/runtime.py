@@ -1,26 +1,47 @@
 """Run the exported mobile stage with a TFLite interpreter — never TensorFlow.
 
-Uses tflite-runtime where installed (Linux wheels up to Python 3.11), else ai-edge-litert.
+Prefers LiteRT (ai-edge-litert: 64-bit Linux, Apple silicon, Windows; Python 3.11-3.13) and
+falls back to tflite-runtime, installed only where LiteRT has no wheel (32-bit Raspberry Pi
+OS). tflite-runtime 2.14 breaks with numpy 2, so that pairing is refused when the interpreter
+is looked up, before any model loads.
 A float32 model takes and returns float32; a full-integer model takes int8 and returns int8
 with a scale and zero point, which `MobileStage.run` applies on either side.
 """
 
 import hashlib
+import importlib
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+# Interpreter module -> its distribution on PyPI, in order of preference.
+RUNTIMES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
+
 
 def _interpreter_class():
-    try:
-        from tflite_runtime.interpreter import Interpreter
-    except ImportError:
+    """The `Interpreter` class of the first runtime that imports (see RUNTIMES)."""
+    for module in RUNTIMES:
         try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as exc:
-            raise ImportError("no TFLite interpreter: pip install 'splitleak[edge]' "
-                              "(tflite-runtime, or ai-edge-litert where it has no wheel)") from exc
-    return Interpreter
+            interpreter = importlib.import_module(f"{module}.interpreter").Interpreter
+        except ImportError:
+            continue
+        if module == "tflite_runtime":
+            _refuse_numpy_2()
+        return interpreter
+    raise ImportError("no TFLite interpreter: pip install 'splitleak[edge]' "
+                      "(ai-edge-litert, or tflite-runtime where it has no wheel)")
+
+
+def _refuse_numpy_2() -> None:
+    """tflite-runtime (built against numpy 1) fails on its first model under numpy 2."""
+    if int(np.__version__.split(".")[0]) >= 2:
+        try:
+            version = metadata.version("tflite-runtime")
+        except metadata.PackageNotFoundError:
+            version = "(version unknown)"
+        raise ImportError(f"tflite-runtime {version} does not work with numpy {np.__version__}: "
+                          "pip install 'numpy<2', or use ai-edge-litert instead")
 
 
 def sha256_file(path) -> str:

@@ -8,10 +8,9 @@ from importlib import metadata
 
 import numpy as np
 
-from splitleak.edge.runtime import MobileStage, _interpreter_class
+from splitleak.edge.runtime import RUNTIMES, MobileStage, _interpreter_class
 
 THREADS = (1, 2, 4)
-RUNTIMES = {"tflite_runtime": "tflite-runtime", "ai_edge_litert": "ai-edge-litert"}
 
 
 def runtime_name() -> str:

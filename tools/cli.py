@@ -1,8 +1,9 @@
 """The `splitleak` command: registers one subcommand per module, imports heavy code lazily.
 
 Each command module defines `add_arguments(parser)` (cheap: no TensorFlow) and `run(args)`
-(may import anything). Errors meant for the user are `ValueError` or `OSError` subclasses:
-they are printed as one line and exit with status 2. Set SPLITLEAK_DEBUG=1 for tracebacks.
+(may import anything). Errors meant for the user are `ValueError` or `OSError` subclasses, or
+`ImportError` for a missing or unusable package: they are printed as one line and exit with
+status 2. Set SPLITLEAK_DEBUG=1 for tracebacks.
 """
 
 import argparse
@@ -28,6 +29,7 @@ COMMANDS = {
                    "experiments across deployments: the network lockdown"),
     "privacy": ("splitleak.tools.cmd_privacy", "ε of a DP-SGD run, as trained (dp-accounting)"),
     "doctor": ("splitleak.tools.cmd_doctor", "check the set-up the labs need, with a fix per ✘"),
+    "lab": ("splitleak.tools.cmd_lab", "security-class labs: list, start N, check N"),
 }
 
 
@@ -71,7 +73,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("splitleak: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         if os.environ.get("SPLITLEAK_DEBUG"):
             raise
         print(f"splitleak {args.command}: error: {exc}", file=sys.stderr)

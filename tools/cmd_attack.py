@@ -5,6 +5,7 @@
   eval      reconstruct a split through the target, score MSE/PSNR/SSIM against baselines
   whitebox  optimisation-based inversion with the stage's weights (rMLE + total variation)
   live      reconstruct the devices' inputs from the MQTT activation topic (cmd_attack_live)
+  guess     online password guessing against a broker on this machine (loopback only)
 """
 
 import argparse
@@ -95,6 +96,14 @@ def add_arguments(parser) -> None:
                        description=live.__doc__)
     live.add_arguments(p)
     p.set_defaults(_attack=live.run)
+
+    p = sub.add_parser("guess", help="guess a user's password from a word list (local broker only)")
+    p.set_defaults(_attack=_guess)
+    p.add_argument("--broker", required=True, metavar="URL",
+                   help="mqtt://host:port of a broker on this machine (others are refused)")
+    p.add_argument("--user", required=True, help="the user name to guess for, e.g. a node id")
+    p.add_argument("--wordlist", required=True, metavar="FILE", help="one candidate per line")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -233,3 +242,20 @@ def _print_scores(result: dict, title: str) -> None:
     print(f"  top-1/top-5: own original first/in the first 5 of all {i['n']} by "
           f"{i['similarity']} similarity; chance {i['chance_top1']:.3g} (1/N), "
           f"{i['chance_top5']:.3g} (5/N)")
+
+
+def _guess(args) -> int:
+    import json
+
+    from splitleak.attack.guess import guess, read_words
+
+    r = guess(args.broker, args.user, read_words(args.wordlist))
+    if args.json:
+        print(json.dumps(r))
+    elif r["found"]:
+        print(f"found {r['user']}'s password {r['password']!r} after {r['tried']} of "
+              f"{r['candidates']} guesses ({r['seconds']:.1f} s, {r['guesses_per_s']} guesses/s)")
+    else:
+        print(f"not found: none of {r['candidates']} candidates is {r['user']}'s password "
+              f"({r['seconds']:.1f} s)")
+    return 0 if r["found"] else 1

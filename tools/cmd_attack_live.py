@@ -3,14 +3,14 @@
 import json
 
 from splitleak.broker import topics
-from splitleak.tools.cmd_edge import MQTT_VERSIONS
+from splitleak.tools.cmd_edge import BROKER_HELP, MQTT_VERSIONS, broker_from
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--decoder", required=True, metavar="ATTACK_DIR",
-                        help="a decoder trained by `splitleak attack train`")
-    parser.add_argument("--broker", required=True, metavar="URL",
-                        help="mqtt://[user:pass@]host:port or mqtts://…")
+    parser.add_argument("--decoder", metavar="ATTACK_DIR",
+                        help="a decoder trained by `splitleak attack train` (without one: decode, "
+                             "count and --record the frames only)")
+    parser.add_argument("--broker", required=True, metavar="URL", help=BROKER_HELP)
     parser.add_argument("--topic", default=topics.ALL_ACTIVATIONS, help="MQTT topic filter")
     parser.add_argument("--ca", metavar="FILE", help="CA certificate for mqtts://")
     parser.add_argument("--mqtt", choices=MQTT_VERSIONS, default="3.1.1", help="MQTT version")
@@ -38,8 +38,10 @@ def run(args) -> int:
 
     log_info()
     web = _host_port(args.web) if args.web else None
-    decoder, _ = load_decoder(args.decoder)
-    spy = Eavesdropper(decoder, args.broker, args.topic, ca_file=args.ca, protocol=args.mqtt,
+    if args.decoder is None and (web or args.save):
+        raise ValueError("--web and --save show reconstructions: they need --decoder ATTACK_DIR")
+    decoder = load_decoder(args.decoder)[0] if args.decoder else None
+    spy = Eavesdropper(decoder, broker_from(args), args.topic, ca_file=args.ca, protocol=args.mqtt,
                        save_dir=args.save, record=args.record)
     stop = stop_on_signals()
     if web:
@@ -55,6 +57,7 @@ def run(args) -> int:
             spy.page.stop()
     s = spy.stats()
     print(json.dumps(s) if args.json else
-          f"attacker: {s['seen']} frames seen, {s['reconstructed']} reconstructed, "
+          f"attacker: {s['seen']} frames seen, {s['frames']} decoded, {s['reconstructed']} "
+          "reconstructed, "
           f"{s['rejected_total']} rejected {s['rejected'] or ''}", flush=True)
     return 0

@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="listen port (default: 1883, or 8883 for tls)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="listen address (default: 127.0.0.1; 0.0.0.0 exposes it)")
+    parser.add_argument("--tls-name", action="append", metavar="NAME", default=[],
+                        help="tls profile: a host name or IP address that remote clients use "
+                             "to reach this broker, added to its certificate (repeatable; the "
+                             "certificate always covers localhost, 127.0.0.1, ::1 and --host)")
     parser.add_argument("--dir", default="runs/broker",
                         help="directory for the broker's files (default: runs/broker)")
     parser.add_argument("--node", action="append", metavar="NODE",
@@ -44,7 +48,7 @@ def _passwords(pairs: list[str]) -> dict[str, str]:
     return result
 
 
-def _print_banner(broker) -> None:
+def _print_banner(broker, tls_names=()) -> None:
     print(f"{broker.engine} broker, profile {broker.profile}, listening on "
           f"{broker.host}:{broker.port}; files in {broker.directory}")
     if broker.profile == "open":
@@ -52,7 +56,11 @@ def _print_banner(broker) -> None:
     for user in broker.passwords:
         print(f"  {user + ':':10} {broker.url_for(user)}")
     if broker.ca_file:
+        from splitleak.broker.certs import server_names
+
         print(f"  CA file:   {broker.ca_file}")
+        print(f"  TLS names: {', '.join(server_names(broker.host, tls_names))} (a client must "
+              "connect by one of these)")
     if getattr(broker, "log_file", None):
         print(f"  log:       {broker.log_file}")
     print("Press Ctrl-C to stop.", flush=True)
@@ -67,12 +75,12 @@ def run(args: argparse.Namespace) -> int:
     port = args.port or (8883 if args.profile == "tls" else 1883)
     broker = start_broker(args.engine, args.profile, port, args.dir, host=args.host,
                           nodes=args.node or profiles.DEFAULT_NODES,
-                          passwords=_passwords(args.password))
+                          passwords=_passwords(args.password), tls_names=args.tls_name)
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        _print_banner(broker)
+        _print_banner(broker, args.tls_name)
         while broker.is_running() and not stop.wait(0.5):
             pass
         died = not broker.is_running()

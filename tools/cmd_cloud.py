@@ -10,7 +10,7 @@ broker cannot be reached, refuses the login or refuses the subscription.
 import json
 import time
 
-from splitleak.tools.cmd_edge import add_broker_options, credentials_from
+from splitleak.tools.cmd_edge import add_broker_options, broker_from, credentials_from
 
 CLOUD_USER = "cloud"
 
@@ -26,12 +26,13 @@ def add_arguments(parser) -> None:
 
 
 def broker_url(args) -> str:
-    """--broker, logged in as the cloud user when --credentials is given."""
+    """--broker, logged in as the cloud user when --credentials is given (else as the URL or
+    the environment says)."""
     from splitleak.broker.urls import url_for_user
 
     credentials = credentials_from(args)
     if credentials is None:
-        return args.broker
+        return broker_from(args)
     return url_for_user(args.broker, CLOUD_USER, credentials, args.credentials).full()
 
 

@@ -49,16 +49,19 @@ def run(args) -> int:
 
 
 def check_python() -> Item:
-    """The interpreter against the package's Requires-Python (pyproject.toml)."""
+    """The interpreter against TRAIN_PYTHON: the labs train models, and TensorFlow 2.15.1 needs
+    it (the package itself also installs on newer Pythons, for the edge node alone)."""
     from importlib import metadata
 
-    from packaging.specifiers import SpecifierSet
+    from splitleak.cloud import TRAIN_PYTHON
 
-    wanted = SpecifierSet(metadata.metadata("splitleak")["Requires-Python"])
     have = platform.python_version()
-    return Item("Python", wanted.contains(have), f"{have} at {sys.executable}",
-                f"use a Python that matches {wanted} for training and the labs (the edge node "
-                "alone: see the Raspberry Pi section)")
+    edge = metadata.metadata("splitleak")["Requires-Python"]
+    ok = ".".join(platform.python_version_tuple()[:2]) == TRAIN_PYTHON
+    return Item("Python", ok, f"{have} at {sys.executable} (the labs and training need "
+                f"{TRAIN_PYTHON})",
+                f"use Python {TRAIN_PYTHON} for the labs and training (in a fresh clone, make venv "
+                f"PYTHON=python{TRAIN_PYTHON}); Python {edge} runs the edge node alone (docs/pi.md)")
 
 
 def check_packages() -> list[Item]:
@@ -89,7 +92,8 @@ def check_tflite() -> Item:
     try:
         return Item("TFLite runtime", True, runtime_name())
     except ImportError as exc:
-        return Item("TFLite runtime", False, "none", str(exc).split(": ", 1)[-1])
+        problem, _, fix = str(exc).partition(": ")
+        return Item("TFLite runtime", False, problem, fix)
 
 
 def check_omniglot(omniglot_dir) -> Item:

@@ -9,7 +9,9 @@ The node exits 0 once every frame is acknowledged (then it waits up to --wait se
 predictions), and 2 with one line saying why when the broker cannot be reached, refuses the
 login, or refuses frames (reported with --mqtt 5; MQTT 3.1.1 brokers drop them silently).
 With the tls profile each node must log in as its node id: pass the broker's credentials.json
-with --credentials, and for --fleet K start the broker with --node ID-0 … --node ID-(K-1).
+with --credentials (for --fleet K start the broker with --node ID-0 … --node ID-(K-1)), or, for
+one node, set SPLITLEAK_MQTT_USER to the node id and SPLITLEAK_MQTT_PASSWORD to its password
+(docs/pi.md runs it so, as a systemd service).
 """
 
 import json
@@ -19,6 +21,9 @@ from splitleak.tools.cmd_data import add_data_options
 
 SOURCES = "lite-val | lite-test | folder:DIR | zip:FILE"
 MQTT_VERSIONS = ("3.1.1", "5")
+BROKER_HELP = ("mqtt://[user:pass@]host:port or mqtts://…; without user:pass the login comes from "
+               "$SPLITLEAK_MQTT_USER and $SPLITLEAK_MQTT_PASSWORD when set (off the command line, "
+               "which every local user can read)")
 
 
 def add_broker_options(parser, login: str, required: bool = True) -> None:
@@ -26,8 +31,7 @@ def add_broker_options(parser, login: str, required: bool = True) -> None:
 
     `login` says whom --credentials logs in as (shown in the help).
     """
-    parser.add_argument("--broker", required=required, metavar="URL",
-                        help="mqtt://[user:pass@]host:port or mqtts://…")
+    parser.add_argument("--broker", required=required, metavar="URL", help=BROKER_HELP)
     parser.add_argument("--ca", metavar="FILE", help="CA certificate for mqtts:// (verified)")
     parser.add_argument("--mqtt", choices=MQTT_VERSIONS, default="3.1.1",
                         help="MQTT version (default 3.1.1); with 5 the broker says why it "
@@ -36,6 +40,13 @@ def add_broker_options(parser, login: str, required: bool = True) -> None:
                         help="the broker's credentials.json (user -> password, written by "
                              f"`splitleak broker` into its --dir): log in as {login}, "
                              "replacing any user:pass in the URL")
+
+
+def broker_from(args) -> str:
+    """--broker with its login from the environment where the URL names no user."""
+    from splitleak.broker import urls
+
+    return urls.login_from_env(args.broker).full()
 
 
 def credentials_from(args) -> dict[str, str] | None:
@@ -94,8 +105,10 @@ def add_defense_option(parser) -> None:
 
 def run(args) -> int:
     from splitleak.edge.node import EdgeConfig, stream
+    from splitleak.edge.runtime import _interpreter_class
     from splitleak.tools.cli import log_info
 
+    _interpreter_class()  # no runtime, or a known-bad one: one line now, not at the first frame
     if args.check:
         return _self_check(args)
     if not args.broker:
@@ -103,7 +116,7 @@ def run(args) -> int:
     log_info()
     if args.wait < 0:
         raise ValueError(f"--wait must be zero or positive, got {args.wait}")
-    cfg = EdgeConfig(model=args.model, broker=args.broker, node_id=args.node_id, rate=args.rate,
+    cfg = EdgeConfig(model=args.model, broker=broker_from(args), node_id=args.node_id, rate=args.rate,
                      count=args.count, fleet=args.fleet, ca_file=args.ca, protocol=args.mqtt,
                      credentials=credentials_from(args), prediction_timeout=args.wait,
                      progress=not args.json, defense=args.defense, seed=args.defense_seed)

@@ -20,6 +20,7 @@ GRID_IMAGES = 8
 # rough seconds on our 2-core machines (2026-11-25) for the estimate printed before a sweep:
 # a 20-epoch target, the same under DP-SGD, a 40-epoch decoder, one setting's evaluations
 SECONDS = {"train": 170, "train_dp": 360, "decoder": 360, "evaluate": 120}
+LITE_IMAGES = 1700  # about the lite protocol's train and attacker split: what --limit scales
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,23 @@ class Setting:
     epochs: int = TrainConfig.epochs
     attack_epochs: int = 40
     whitebox_limit: int = 64
+    limit: int | None = None  # the target and the attacker train on the first N images (labs)
+    seed: int | None = None  # the target's and the attacker's seed (default: their configs')
 
-    def key(self) -> str:
-        return _hash(asdict(self))
+    def key(self) -> str:  # fields left at None stay out: keys from before they existed hold
+        return _hash({k: v for k, v in asdict(self).items() if v is not None})
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, split_after=self.split_after, norm=self.norm,
                            dropout=self.dropout, dp=self.dp, nopeek=self.nopeek,
-                           noise_multiplier=self.noise_multiplier or 1.0)
+                           noise_multiplier=self.noise_multiplier or 1.0, limit=self.limit,
+                           **({"seed": self.seed} if self.seed is not None else {}))
+
+    def decoder_config(self):
+        from splitleak.attack.config import TrainConfig as DecoderConfig
+
+        return DecoderConfig(epochs=self.attack_epochs,
+                             **({"seed": self.seed} if self.seed is not None else {}))
 
     def target_key(self) -> str:
         return _hash(asdict(self.train_config()))
@@ -67,6 +77,11 @@ def preset(name: str) -> list[Setting]:
             replace(cut, name=f"NoPeek α={a:g}", nopeek=a) for a in (1.0, 5.0)]
     elif name == "depth":
         out = [replace(base, name=f"K={k}", split_after=k) for k in (1, 2, 3, 4)]
+    elif name == "lab":  # lab 4: one of each kind of defence, where the undefended leak is total
+        cut = replace(base, name="none", split_after=DEFENCE_SPLIT)
+        out = [cut, replace(cut, name="DP-SGD z=0.7", dp=True, noise_multiplier=0.7),
+               replace(cut, name="noise:gauss:4", defense="noise:gauss:4"),
+               replace(cut, name="NoPeek α=5", nopeek=5.0)]
     elif name == "all":
         out = list({s.key(): s for p in ("seed-dp", "defences", "depth")
                     for s in preset(p)}.values())
@@ -75,21 +90,28 @@ def preset(name: str) -> list[Setting]:
     return out
 
 
-PRESETS = ("seed-dp", "defences", "depth", "all")
+PRESETS = ("seed-dp", "defences", "depth", "all", "lab")
 
 
 def estimate_seconds(settings: list[Setting], done: set, out: Path | None = None) -> float:
-    """A rough duration of the settings not yet done, from SECONDS: each target and decoder
-    counted once, and not at all when `out` already holds it."""
+    """A rough duration of the settings not yet done, from SECONDS scaled by epochs and --limit:
+    each target and decoder counted once, and not at all when `out` already holds it."""
     todo = [s for s in settings if s.key() not in done]
     targets = {s.target_key(): s for s in todo}
-    decoders = {decoder_dir(out or Path(), s, d) for s in todo for d in {"", s.defense}}
+    decoders = {decoder_dir(out or Path(), s, d): s for s in todo for d in {"", s.defense}}
     if out is not None:
         targets = {k: s for k, s in targets.items() if not _saved(target_dir(out, s))}
-        decoders = {d for d in decoders if not _saved(d)}
+        decoders = {d: s for d, s in decoders.items() if not _saved(d)}
     return (sum(SECONDS["train_dp" if s.dp else "train"] * s.epochs / TrainConfig.epochs
-                for s in targets.values())
-            + len(decoders) * SECONDS["decoder"] + len(todo) * SECONDS["evaluate"])
+                * _data(s) for s in targets.values())
+            + sum(SECONDS["decoder"] * s.attack_epochs / Setting.attack_epochs * _data(s)
+                  for s in decoders.values())
+            + len(todo) * SECONDS["evaluate"])
+
+
+def _data(s: Setting) -> float:
+    """The share of the lite training images a setting's runs use."""
+    return min(1.0, s.limit / LITE_IMAGES) if s.limit else 1.0
 
 
 def target_dir(out: Path, s: Setting) -> Path:
@@ -108,7 +130,6 @@ def _saved(folder: Path) -> bool:
 def run_setting(s: Setting, proto, out: Path) -> dict:
     """Train what is missing, attack, score: one row of results.json."""
     from splitleak.attack import evaluate, store
-    from splitleak.attack.config import TrainConfig as DecoderConfig
     from splitleak.cloud import artifacts, train
     from splitleak.tools.cmd_attack import train_decoder
     from splitleak.tools.sweep import table_scores
@@ -122,7 +143,7 @@ def run_setting(s: Setting, proto, out: Path) -> dict:
     for kind, defense in (("naive", ""), ("adaptive", s.defense)) if s.defense else (("naive", ""),):
         folder = decoder_dir(out, s, defense)
         if not _saved(folder):
-            train_decoder(info, proto, DecoderConfig(epochs=s.attack_epochs), folder, True,
+            train_decoder(info, proto, s.decoder_config(), folder, True, limit=s.limit,
                           defense=defense or None)
         decoders[kind] = folder
     row = {"key": s.key(), "setting": asdict(s), "target": str(target),

@@ -90,6 +90,29 @@ def test_live_attacker_reconstructs_stream_and_counts_junk(attack_dir, broker, p
     assert json.loads((attack_dir / "eval.json").read_text())["blackbox"]["capture"]["frames"] == 4
 
 
+def test_without_a_decoder_the_eavesdropper_decodes_counts_and_records(broker, publisher, tmp_path):
+    spy = Node("attacker", "attack", "live", "--broker", broker.url, "--record",
+               tmp_path / "capture.txt", "--count", 6, "--json")
+    spy.wait_for("attacker: listening")
+    try:
+        time.sleep(0.5)
+        junk = send_junk(publisher, "cam3")
+        send_frames(publisher, "cam3", 5)
+        assert spy.wait(60) == 0, spy.tail()
+    finally:
+        spy.stop()
+    stats = json.loads(spy.output[-1])
+    # with no model to match, any well-formed shape is a frame: the 1x1x16 one of the junk too
+    assert (stats["frames"], stats["reconstructed"], stats["nodes"]) == (6, 0, {"cam3": 6})
+    assert stats["rejected_total"] == junk - 1 and set(stats["rejected"]) == {"magic", "truncated"}
+    assert len((tmp_path / "capture.txt").read_text().splitlines()) == 5 + junk
+
+
+def test_reconstructions_on_a_page_or_disk_need_a_decoder(tmp_path):
+    result = splitleak("attack", "live", "--broker", "mqtt://127.0.0.1:1", "--save", tmp_path)
+    assert result.returncode == 2 and "need --decoder" in result.stderr
+
+
 def test_live_page_in_headless_chromium(attack_dir, broker, publisher, tmp_path):
     spy = start_spy(attack_dir, broker, tmp_path, "--web", "127.0.0.1:0")
     try:

@@ -88,3 +88,13 @@ def test_cli_reports_a_busy_port(tmp_path):
     with start_broker("amqtt", "open", free_port(), tmp_path / "a") as broker:
         with pytest.raises(OSError, match="already in use"):
             cmd_broker.run(parse(["--port", str(broker.port), "--dir", str(tmp_path / "b")]))
+
+
+def test_tls_names_are_repeatable_and_only_for_the_tls_profile(tmp_path):
+    args = parse(["--profile", "tls", "--tls-name", "laptop.local", "--tls-name", "192.168.1.20"])
+    assert args.tls_name == ["laptop.local", "192.168.1.20"] and parse([]).tls_name == []
+    with pytest.raises(ValueError, match="tls profile"):
+        cmd_broker.run(parse(["--tls-name", "laptop.local", "--dir", str(tmp_path)]))
+    with pytest.raises(ValueError, match="not an IP address or a DNS name"):
+        cmd_broker.run(parse(["--profile", "tls", "--tls-name", "bad name", "--dir", str(tmp_path)]))
+    assert not list(tmp_path.iterdir())  # refused before anything was written

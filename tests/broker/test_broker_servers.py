@@ -245,3 +245,31 @@ def test_amqtt_stop_survives_a_hanging_shutdown(tmp_path):
     assert time.monotonic() - started < 10 and not broker.is_running()
     with start_broker("amqtt", "open", port, tmp_path) as again:  # the port is free again
         assert again.is_running()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_client_verifying_the_ca_connects_by_an_added_name(engine, brokers, tmp_path):
+    import socket
+    import ssl
+
+    broker = brokers(engine, "tls", tmp_path, tls_names=["laptop.lan", "192.0.2.7"])
+    context = ssl.create_default_context(cafile=str(broker.ca_file))
+
+    def handshake(name: str) -> None:  # reach 127.0.0.1, but check the certificate for `name`
+        with socket.create_connection((broker.client_host, broker.port), timeout=5) as sock:
+            context.wrap_socket(sock, server_hostname=name).close()
+
+    handshake("laptop.lan")
+    handshake("192.0.2.7")
+    with pytest.raises(ssl.SSLCertVerificationError, match="mismatch"):
+        handshake("elsewhere.lan")
+
+
+@pytest.mark.parametrize("profile", ["auth", "tls"])
+def test_a_login_from_the_environment(profile, brokers, peers, tmp_path):
+    broker = brokers("amqtt", profile, tmp_path, nodes=("pi-01",))
+    env = {urls.ENV_USER: "pi-01", urls.ENV_PASSWORD: broker.passwords["pi-01"]}
+    pi = peers(broker, "pi-01", url=urls.login_from_env(broker.url, env).full())
+    assert pi.subscribe(topics.predictions("pi-01")) == 1
+    with pytest.raises(urls.BrokerConnectError, match="user name/password"):
+        peers(broker, "pi-01", url=urls.login_from_env(broker.url, {**env, urls.ENV_PASSWORD: "no"}).full())

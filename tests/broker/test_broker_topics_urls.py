@@ -119,3 +119,47 @@ def test_mosquitto_config_keeps_queued_messages(tmp_path):
     acl = acl_text(profiles.acl_rules(["edge"]))
     assert "user edge\ntopic write splitleak/edge/activations" in acl
     assert "topic write splitleak/+/predictions" in acl and "attacker" not in acl
+
+
+def test_a_url_without_a_user_takes_its_login_from_the_environment():
+    env = {urls.ENV_USER: "pi-01", urls.ENV_PASSWORD: "p@ss word"}
+    u = urls.login_from_env("mqtts://laptop.lan", env)
+    assert (u.username, u.password, u.host, u.port) == ("pi-01", "p@ss word", "laptop.lan", 8883)
+    assert urls.parse_url(u.full()) == u and "p@ss" not in str(u)
+    assert urls.login_from_env("mqtt://cloud:pw@h", env).username == "cloud"  # the URL wins
+    assert urls.login_from_env("mqtt://h", {}) == urls.parse_url("mqtt://h")
+    assert urls.login_from_env("mqtt://h", {urls.ENV_USER: "u"}).password is None
+    with pytest.raises(ValueError, match="SPLITLEAK_MQTT_USER is not"):
+        urls.login_from_env("mqtt://h", {urls.ENV_PASSWORD: "pw"})
+
+
+def test_the_server_certificate_names_the_hosts_clients_use(tmp_path):
+    from cryptography import x509
+
+    from splitleak.broker.certs import ensure_tls_files, server_names
+
+    assert server_names("0.0.0.0") == ["127.0.0.1", "::1", "localhost"]
+    files = ensure_tls_files(tmp_path, "0.0.0.0", ["laptop.local", "192.168.1.20", "localhost"])
+    cert = x509.load_pem_x509_certificate(files.cert_file.read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["localhost", "laptop.local"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == [
+        "127.0.0.1", "::1", "192.168.1.20"]
+    for bad in ("two words", "-x.lan", "a..b", "*.lan"):
+        with pytest.raises(ValueError, match="not an IP address or a DNS name"):
+            server_names("127.0.0.1", [bad])
+
+
+def test_a_certificate_for_another_name_says_which_name_to_add(monkeypatch):
+    import ssl
+
+    client = urls.make_client("mqtts://laptop.lan:8883", "pi-01")
+    error = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    error.verify_code, error.verify_message = 62, "Hostname mismatch"
+
+    def refuse():
+        raise error
+
+    monkeypatch.setattr(client, "reconnect", refuse)
+    with pytest.raises(urls.BrokerConnectError, match="does not name laptop.lan .*--tls-name laptop.lan"):
+        urls.connect(client, timeout=1)

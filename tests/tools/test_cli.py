@@ -42,3 +42,14 @@ def test_bench_tflite_json(tiny_run):
 def test_bench_missing_run_dir(tmp_path):
     result = splitleak("bench", "tflite", tmp_path / "nope")
     assert result.returncode == 2 and "has no mobile.tflite" in result.stderr
+
+
+def test_edge_and_cloud_take_a_login_from_the_environment(monkeypatch):
+    from splitleak.tools import cmd_cloud, cmd_edge
+
+    monkeypatch.setenv("SPLITLEAK_MQTT_USER", "pi-01")
+    monkeypatch.setenv("SPLITLEAK_MQTT_PASSWORD", "s3cret")
+    edge = build_parser().parse_args(["edge", "--model", "m.tflite", "--broker", "mqtts://lap.lan"])
+    assert cmd_edge.broker_from(edge) == "mqtts://pi-01:s3cret@lap.lan:8883"
+    cloud = build_parser().parse_args(["cloud", "--run", "r", "--broker", "mqtt://u:pw@h"])
+    assert cmd_cloud.broker_url(cloud) == "mqtt://u:pw@h:1883"  # a user in the URL wins

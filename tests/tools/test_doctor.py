@@ -2,10 +2,16 @@
 use are reported as ✘ with their fix, and the exit status says not ready."""
 
 import json
+import re
 import socket
+import tomllib
+
+from packaging.specifiers import SpecifierSet
 
 from splitleak.broker.server import free_port
-from splitleak.tools import cli
+from splitleak.cloud import TRAIN_PYTHON
+from splitleak.tools import cli, cmd_doctor
+from tests.conftest import REPO
 
 
 def _doctor(capsys, *args) -> tuple[int, dict]:
@@ -45,3 +51,20 @@ def test_the_text_report_marks_each_item(capsys, tmp_path):
     out = capsys.readouterr().out
     assert rc == 1 and "✘ Omniglot" in out and "    fix: pass --omniglot-dir" in out
     assert "✔ embedded broker (amqtt)" in out and out.rstrip().endswith("fix the ✘ items above")
+
+
+def test_a_newer_python_installs_the_edge_but_fails_the_doctor(monkeypatch):
+    assert cmd_doctor.check_python().ok  # the project's .venv
+    monkeypatch.setattr(cmd_doctor.platform, "python_version", lambda: "3.13.0")
+    monkeypatch.setattr(cmd_doctor.platform, "python_version_tuple", lambda: ("3", "13", "0"))
+    item = cmd_doctor.check_python()
+    assert not item.ok and f"need {TRAIN_PYTHON}" in item.detail
+    assert f"PYTHON=python{TRAIN_PYTHON}" in item.fix and "docs/pi.md" in item.fix
+
+
+def test_the_training_python_is_the_one_the_build_files_name():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert SpecifierSet(project["project"]["requires-python"]).contains(TRAIN_PYTHON + ".0")
+    assert project["tool"]["ruff"]["target-version"] == "py" + TRAIN_PYTHON.replace(".", "")
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^PYTHON \?= (\S+)$", makefile, re.M).group(1) == f"python{TRAIN_PYTHON}"

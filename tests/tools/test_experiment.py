@@ -99,3 +99,17 @@ def test_one_defended_setting_end_to_end(lite, tmp_path):
     assert row["naive"]["n"] == row["adaptive"]["n"] == len(lite.test)
     assert row["whitebox"]["n"] == 3 and (tmp_path / "grids" / row["grid"]).is_file()
     assert len(list((tmp_path / "attacks").iterdir())) == 2  # naive and adaptive decoders
+
+
+def test_limit_and_seed_reach_training_and_leave_older_keys_unchanged():
+    s = experiment.Setting("x")
+    older = {k: v for k, v in asdict(s).items() if k not in ("limit", "seed")}
+    assert s.key() == experiment._hash(older)  # results.json written before these fields match
+    lab = replace(s, limit=100, seed=7)
+    assert lab.key() != s.key() and lab.target_key() != s.target_key()
+    assert (lab.train_config().limit, lab.train_config().seed, lab.decoder_config().seed) == (
+        100, 7, 7)
+    full = experiment.estimate_seconds([s], set())
+    assert experiment.estimate_seconds([lab], set()) < full
+    assert experiment.estimate_seconds([replace(s, attack_epochs=10)], set()) < full
+    assert {x.split_after for x in experiment.preset("lab")} == {experiment.DEFENCE_SPLIT}

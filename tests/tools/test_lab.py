@@ -1,0 +1,149 @@
+"""The labs: handouts that parse, per-student variants, refusals, checks that fail on a fresh
+folder, and (slow) each lab's own commands in short form, after which its check passes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from splitleak.tools import cli, lab, lab_checks
+
+SECTIONS = ("## Objective", "## Threat model", "## Questions", "## Submission checklist", "## Ethics")
+
+
+@pytest.mark.parametrize("n", lab.TITLES)
+def test_each_handout_has_timed_tasks_with_commands_and_a_check_per_task(n, tmp_path):
+    text = lab.handout(n).read_text()
+    assert all(s in text for s in SECTIONS)
+    steps = lab.tasks(n)
+    assert [t.number for t in steps] == list(range(1, len(steps) + 1))
+    assert all(t.commands.strip() for t in steps) and sum(t.minutes for t in steps) <= 15
+    assert "source lab.env" in steps[0].commands
+    checks = lab_checks.CHECKS[n](tmp_path, lab.variant(n, "x", "short"))
+    assert sorted(checks) == [t.number for t in steps]
+    notes = lab.HANDOUTS / "instructor" / f"lab{n}.md"
+    assert notes.is_file() and "## Answers" in notes.read_text()
+
+
+def test_a_students_variant_is_stable_and_differs_from_anothers():
+    a, again, b = lab.variant(2, "alice"), lab.variant(2, "alice"), lab.variant(2, "bob")
+    assert {k: a[k] for k in ("seed", "node", "password")} == {
+        k: again[k] for k in ("seed", "node", "password")}
+    assert a["seed"] != b["seed"] and a["node"] != b["node"]
+    short = lab.variant(4, "alice", "short")  # lab 4 trains on fewer images than the others
+    assert short["limit"] == lab.sizes(4, "short")["LIMIT"] < lab.SIZES["short"]["LIMIT"]
+
+
+def test_start_writes_the_variant_its_images_and_env(tmp_path, omniglot_dir, capsys):
+    folder = tmp_path / "lab5"
+    assert cli.main(["lab", "start", "5", "--dir", str(folder), "--student", "alice",
+                     "--size", "short", "--omniglot-dir", str(omniglot_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "Task 1" in out and "splitleak train" in out  # the first task, printed
+    v = lab.load(folder, 5)
+    assert len(list((folder / "private").glob("*.png"))) == v["frames"]
+    env = (folder / "lab.env").read_text()
+    assert f"export NODE={v['node']}" in env and f"export SEED={v['seed']}" in env
+    assert v["password"] in (folder / "wordlist.txt").read_text().split()
+    other = tmp_path / "other"
+    cli.main(["lab", "start", "5", "--dir", str(other), "--student", "bob", "--size", "short",
+              "--omniglot-dir", str(omniglot_dir)])
+    assert lab.load(other)["images"] != v["images"]  # two students stream different images
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["lab", "start", "9"], "unknown lab 9"),
+    (["lab", "check", "0"], "unknown lab 0"),
+    (["lab", "start", "1", "--student", "no spaces"], "--student"),
+])
+def test_bad_lab_arguments_are_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    assert cli.main(argv + ["--dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_start_refuses_a_non_empty_folder_unless_forced(tmp_path, omniglot_dir, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    argv = ["lab", "start", "1", "--dir", str(tmp_path), "--size", "short",
+            "--omniglot-dir", str(omniglot_dir)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--force" in err and len(err.strip().splitlines()) == 1
+    assert cli.main(argv + ["--force"]) == 0 and (tmp_path / "notes.txt").exists()
+
+
+def test_check_on_a_folder_that_is_not_a_lab_is_one_line_and_exit_2(tmp_path, capsys):
+    assert cli.main(["lab", "check", "1", "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a lab folder" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("n", lab.TITLES)
+def test_check_fails_every_task_of_a_fresh_folder_with_a_hint(n, tmp_path, omniglot_dir, capsys):
+    lab.start(n, tmp_path, "alice", size="short", omniglot_dir=omniglot_dir)
+    assert cli.main(["lab", "check", str(n), "--dir", str(tmp_path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["tasks"] and all(not t["ok"] and t["hint"] for t in report["tasks"])
+
+
+def test_check_names_another_students_capture(tmp_path, omniglot_dir):
+    v = lab.start(1, tmp_path, "alice", size="short", omniglot_dir=omniglot_dir)
+    from splitleak.broker import topics, wire
+
+    frame = wire.Frame("pi-someone", 0, 1.0, np.zeros((1, 1, 32), "float32"))
+    (tmp_path / "capture.txt").write_text(
+        f"{topics.activations('pi-someone')} {wire.encode(frame).hex()}\n" * v["frames"])
+    hints = dict(lab_checks.run(1, tmp_path, v))
+    assert "pi-someone" in hints[3] and v["node"] in hints[3]
+
+
+def test_guess_finds_a_weak_password_on_a_local_broker(tmp_path, capsys):
+    from splitleak.broker.server import free_port, start_broker
+
+    words = tmp_path / "words.txt"
+    words.write_text("# common\n123456\nletmein\n\nsunshine\nqwerty\n")
+    broker = start_broker("amqtt", "auth", free_port(), tmp_path / "b", nodes=["pi-x"],
+                          passwords={"pi-x": "sunshine"})
+    try:
+        url = f"mqtt://127.0.0.1:{broker.port}"
+        assert cli.main(["attack", "guess", "--broker", url, "--user", "pi-x", "--wordlist",
+                         str(words), "--json"]) == 0
+        found = json.loads(capsys.readouterr().out)
+        assert found["password"] == "sunshine" and found["tried"] == 3 and found["candidates"] == 4
+        words.write_text("123456\nqwerty\n")
+        assert cli.main(["attack", "guess", "--broker", url, "--user", "pi-x", "--wordlist",
+                         str(words)]) == 1
+        assert "not found" in capsys.readouterr().out
+    finally:
+        broker.stop()
+
+
+def test_guess_refuses_a_broker_that_is_not_on_this_machine(tmp_path, capsys):
+    words = tmp_path / "w.txt"
+    words.write_text("x\n")
+    assert cli.main(["attack", "guess", "--broker", "mqtt://192.0.2.1:1883", "--user", "u",
+                     "--wordlist", str(words)]) == 2
+    assert "only a broker on this machine" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.parametrize("n", lab.TITLES)
+def test_each_lab_passes_its_check_after_its_own_commands(n, tmp_path, omniglot_dir):
+    """The handout's commands, as written, in a scratch folder (short size); then `lab check`."""
+    folder = tmp_path / f"lab{n}"
+    lab.start(n, folder, f"ci-{n}", size="short", omniglot_dir=omniglot_dir)
+    splitleak = [sys.executable, "-m", "splitleak.tools.cli"]
+    bin_dir = Path(sys.executable).parent  # `splitleak` and python3 of this environment first
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    run = subprocess.run(splitleak + ["lab", "run", str(n), "--dir", str(folder)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    check = subprocess.run(splitleak + ["lab", "check", str(n), "--dir", str(folder)], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count("✔") == len(lab.tasks(n))
