@@ -10,7 +10,6 @@ id, so two students' results differ; `tools/lab_checks.py` checks a folder again
 import hashlib
 import json
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +97,7 @@ def variant(n: int, student: str | None, size: str = "full") -> dict:
     seed = 1 + h % 99_991
     rng = np.random.default_rng(seed)
     return {"lab": n, "student": student, "size": size, "seed": seed,
-            "node": f"pi-{h % 16**6:06x}", "port": _free_port(20_000 + h % 20_000),
+            "node": f"pi-{h % 16**6:06x}", "port": _port(20_000 + h % 20_000),
             **{k.lower(): v for k, v in sizes(n, size).items()},
             "password": str(rng.choice(WORDS))}
 
@@ -108,16 +107,11 @@ def sizes(n: int, size: str) -> dict:
     return SIZES[size] | LAB_SIZES.get(n, {}).get(size, {})
 
 
-def _free_port(preferred: int) -> int:
-    """`preferred` if nothing listens there now, else one the system picks."""
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return s.getsockname()[1]
-            except OSError:
-                continue
-    raise OSError("no free TCP port on 127.0.0.1")
+def _port(preferred: int) -> int:
+    """`preferred` if nothing listens there now, else a free one."""
+    from splitleak.broker.server import free_port, port_open
+
+    return free_port() if port_open("127.0.0.1", preferred) else preferred
 
 
 def start(n: int, folder: Path, student: str | None, force: bool = False, size: str = "full",

@@ -242,15 +242,13 @@ def lab5(folder: Path, v: dict) -> dict:
 
 def _stopped(folder: Path, v: dict) -> None:
     """The lab's broker ran, and nothing listens on its port any more."""
-    import socket
+    from splitleak.broker.server import port_open
 
     if not (folder / "broker.log").is_file():
         raise Missing("broker.log is missing: start the broker as the handout does")
-    with socket.socket() as s:
-        s.settimeout(1)
-        if s.connect_ex(("127.0.0.1", v["port"])) == 0:
-            raise Missing(f"something still listens on port {v['port']}: kill $BROKER_PID "
-                          "(or the `splitleak broker` you started)")
+    if port_open("127.0.0.1", v["port"]):
+        raise Missing(f"something still listens on port {v['port']}: kill $BROKER_PID "
+                      "(or the `splitleak broker` you started)")
 
 
 CHECKS = {1: lab1, 2: lab2, 3: lab3, 4: lab4, 5: lab5}
