@@ -14,8 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip check
 	touch $@
 
-# System packages the tests use: a real Mosquitto broker and its clients, Chromium for the live page.
-SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_sub:mosquitto-clients chromium:chromium
+# System packages the tests use: a real Mosquitto broker and its clients, Chromium for the live page,
+# QEMU user-mode emulation and debootstrap for the emulated Raspberry Pi (splitleak pi-emu).
+SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_sub:mosquitto-clients chromium:chromium \
+  qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support debootstrap:debootstrap
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair#*:}"; \

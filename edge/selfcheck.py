@@ -1,7 +1,9 @@
 """`splitleak edge --check`: what a device will run, and how fast (numpy and the TFLite runtime
 only). Per thread count: median and p95 ms per image after a warm-up, and whether the output
-equals the single-thread one (a broken runtime build shows here first)."""
+equals the single-thread one (a broken runtime build shows here first). Under emulation
+(`splitleak pi-emu run` sets EMULATED_ENV) the report says so: those timings are the emulator's."""
 
+import os
 import platform
 import time
 from importlib import metadata
@@ -11,6 +13,7 @@ import numpy as np
 from splitleak.edge.runtime import RUNTIMES, MobileStage, _interpreter_class
 
 THREADS = (1, 2, 4)
+EMULATED_ENV = "SPLITLEAK_EMULATED"  # what emulates this machine, set by whoever emulates it
 
 
 def runtime_name() -> str:
@@ -44,6 +47,7 @@ def self_check(model, threads=THREADS, warmup: int = 20, runs: int = 200, budget
                            "same_output": bool(np.allclose(out, reference, rtol=1e-5, atol=1e-6))}
     return {"runtime": runtime_name(), "numpy": np.__version__,
             "python": platform.python_version(), "machine": platform.machine(),
+            "emulated": os.environ.get(EMULATED_ENV) or None,
             "model": str(first.path), "sha256": first.sha256,
             "input_shape": list(first.input_shape), "activation_shape": list(first.output_shape),
             "activation_dtype": "int8" if first.quantized else "float32",
@@ -59,6 +63,8 @@ def describe(r: dict) -> str:
              f"model {r['model']} sha256 {r['sha256'][:16]}…: input "
              f"{shape(map(str, r['input_shape']))} -> activation "
              f"{shape(map(str, r['activation_shape']))} {r['activation_dtype']}"]
+    if r["emulated"]:
+        lines.append(f"EMULATED: {r['emulated']}")
     lines += [f"{t} thread(s): median {v['median_ms']:.3f} ms, p95 {v['p95_ms']:.3f} ms "
               f"({v['runs']} runs)"
               + ("" if v["same_output"] else " (OUTPUT DIFFERS from 1 thread)")

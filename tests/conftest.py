@@ -63,3 +63,10 @@ def tiny_run(tmp_path_factory, omniglot_dir) -> Path:
     result = splitleak("train", "--protocol", "lite", "--epochs", 1, "--limit", 96, "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def png_source(lite, tmp_path_factory) -> str:
+    """`folder:DIR` of 20 validation images as upstream-style PNGs (black ink on white):
+    an edge --source that loads in milliseconds, unlike lite-val."""
+    return f"folder:{write_pngs(lite.val.images[:20], tmp_path_factory.mktemp('pngs'))}"

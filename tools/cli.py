@@ -30,6 +30,8 @@ COMMANDS = {
     "privacy": ("splitleak.tools.cmd_privacy", "ε of a DP-SGD run, as trained (dp-accounting)"),
     "doctor": ("splitleak.tools.cmd_doctor", "check the set-up the labs need, with a fix per ✘"),
     "lab": ("splitleak.tools.cmd_lab", "security-class labs: list, start N, check N"),
+    "pi-emu": ("splitleak.tools.cmd_pi_emu",
+               "an emulated Raspberry Pi (arm64 Debian under QEMU) for the edge node"),
 }
 
 

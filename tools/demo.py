@@ -112,13 +112,15 @@ class Deployment:
 
 
 class PredictionLog:
-    """Subscribes to every node's predictions and keeps the label per sequence number."""
+    """Subscribes to every node's predictions (or one `node`'s) and keeps the label per
+    sequence number."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, node: str | None = None):
         self.labels: dict[int, int] = {}
         self.bad = 0
+        topic = topics.predictions(node) if node else topics.ALL_PREDICTIONS
         self.client = make_client(url, f"splitleak-demo-{time.time_ns()}")
-        self.client.on_connect = lambda c, *a: c.subscribe(topics.ALL_PREDICTIONS, qos=1)
+        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
         connect(self.client)
 

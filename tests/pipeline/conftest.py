@@ -1,4 +1,4 @@
-"""Fixtures for the pipeline tests: deployments that always stop, a quick image source."""
+"""Fixtures for the pipeline tests: deployments that always stop."""
 
 import json
 import shutil
@@ -7,14 +7,6 @@ from pathlib import Path
 import pytest
 
 from splitleak.tools.demo import Deployment
-from tests.conftest import write_pngs
-
-
-@pytest.fixture(scope="session")
-def png_source(lite, tmp_path_factory) -> str:
-    """`folder:DIR` of 20 validation images as upstream-style PNGs (black ink on white):
-    an edge --source that loads in milliseconds, unlike lite-val."""
-    return f"folder:{write_pngs(lite.val.images[:20], tmp_path_factory.mktemp('pngs'))}"
 
 
 @pytest.fixture
