@@ -154,7 +154,11 @@ class Pi:
                   'mount --rbind /dev "$r/dev"', 'mount -t proc proc "$r/proc"',
                   'mount --rbind /sys "$r/sys"',
                   f'mount --bind "$r"{CPUINFO} "$r/proc/cpuinfo"']
+        data = os.environ.get("SPLITLEAK_OMNIGLOT_DIR")  # passed in: its folder too
+        binds = [*binds, data] if data and Path(data).is_dir() else binds
         for folder in dict.fromkeys([cwd, *(str(Path(b).resolve()) for b in binds)]):
+            if folder == "/":  # the Pi's own root stays
+                continue
             q = shlex.quote(folder)
             mounts += [f'mkdir -p "$r"{q}', f'mount --bind {q} "$r"{q}']
         write_cpuinfo(self.root / CPUINFO.lstrip("/"))
@@ -248,7 +252,8 @@ def _bootstrap(pi: Pi, mirror: str | None, log) -> None:
     logfile = pi.directory / f"{pi.release}-debootstrap.log"
     log(f"pi-emu: debootstrap {pi.release} {ARCH} (minbase, python3) into {pi.root}: a few "
         f"minutes; log in {logfile}")
-    cmd = ["debootstrap", f"--arch={ARCH}", "--variant=minbase",
+    cmd = ["unshare", "--mount", "--propagation", "private",  # its /proc, /sys mounts die with it
+           "debootstrap", f"--arch={ARCH}", "--variant=minbase",
            "--include=python3,python3-venv,python3-pip,ca-certificates", pi.release, str(partial)]
     with logfile.open("w") as out:
         code = subprocess.run(cmd + ([mirror] if mirror else []), stdout=out,

@@ -193,6 +193,11 @@ def test_the_emulated_pi_streams_what_the_x86_edge_streams(
     host_int8 = int8_on_x86(runtime, tiny_run / "mobile_int8.tflite", images, tmp_path)
     print(f"{release}/{runtime}: int8 activations differ from x86 ({runtime}) in "
           f"{int(np.sum(raw != host_int8))} of {raw.size} values")
+    if runtime != "litert":  # the same model's int8 bytes from the two runtimes
+        litert = int8_on_x86("litert", tiny_run / "mobile_int8.tflite", images, tmp_path)
+        steps = np.abs(raw.astype(int) - litert.astype(int))
+        print(f"{release}/{runtime}: int8 activations differ from x86 LiteRT in "
+              f"{int(np.sum(steps > 0))} of {raw.size} values, by up to {steps.max()} steps")
     assert raw.dtype == np.int8 and np.array_equal(raw, host_int8)
 
 
