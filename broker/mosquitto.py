@@ -58,8 +58,35 @@ def acl_text(rules) -> str:
     return "\n".join(lines) + "\n"
 
 
-def config_text(profile: str, host: str, port: int, directory: Path, tls=None) -> str:
-    """The mosquitto.conf for `profile`."""
+def bridge_text(remote: str) -> str:
+    """A bridge section: this broker, next to the nodes, forwards their frames and statuses to
+    the broker at `remote` (mqtt://[user:pass@]host:port, the cloud side) and brings the
+    predictions back, at QoS 1 with a persistent session there (nothing is lost while the link
+    is down: each side queues)."""
+    from splitleak.broker import topics
+    from splitleak.broker.urls import parse_url
+
+    url = parse_url(remote)
+    if url.tls:
+        raise ValueError(f"--bridge-to {url}: only mqtt:// bridges are generated here; for TLS "
+                         "add bridge_cafile to the bridge section yourself (Mosquitto's manual)")
+    lines = ["", "# Bridge to the cloud-side broker (splitleak broker --bridge-to).",
+             "connection splitleak-bridge",
+             f"address {url.host}:{url.port}",
+             "bridge_protocol_version mqttv311",
+             "cleansession false",
+             f"remote_clientid splitleak-bridge-{url.port}",
+             f"topic {topics.ALL_ACTIVATIONS} out 1",
+             f"topic {topics.ALL_STATUS} out 1",
+             f"topic {topics.ALL_PREDICTIONS} in 1"]
+    if url.username is not None:
+        lines += [f"remote_username {url.username}", f"remote_password {url.password}"]
+    return "\n".join(lines) + "\n"
+
+
+def config_text(profile: str, host: str, port: int, directory: Path, tls=None,
+                bridge: str | None = None) -> str:
+    """The mosquitto.conf for `profile` (with a bridge to the broker at `bridge`, if given)."""
     me = pwd.getpwuid(os.getuid()).pw_name  # started as root, mosquitto would become 'mosquitto'
     lines = [f"# Written by splitleak for profile {profile}; rewritten at every start.",
              f"user {me}",
@@ -84,7 +111,7 @@ def config_text(profile: str, host: str, port: int, directory: Path, tls=None) -
               "log_dest stderr",
               "log_type error", "log_type warning", "log_type notice", "log_type information",
               "log_timestamp_format %Y-%m-%dT%H:%M:%S"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + (bridge_text(bridge) if bridge else "")
 
 
 class MosquittoBroker(RunningBroker):
@@ -118,9 +145,17 @@ class MosquittoBroker(RunningBroker):
     def is_running(self) -> bool:
         return self.process.poll() is None
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the broker has used so far (user + system, from /proc); None once it ended."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def start_mosquitto(*, profile, host, port, directory: Path, passwords, rules,
-                    tls_names=(), timeout=10.0) -> MosquittoBroker:
+                    tls_names=(), bridge=None, timeout=10.0) -> MosquittoBroker:
     """Write mosquitto's files into `directory` and run it; see `server.start_broker`."""
     binary = find_mosquitto()
     if any(c.isspace() for c in str(directory)):
@@ -132,7 +167,7 @@ def start_mosquitto(*, profile, host, port, directory: Path, passwords, rules,
     if profile == "tls":
         (directory / "mosquitto.acl").write_text(acl_text(rules), encoding="utf-8")
     conf = directory / "mosquitto.conf"
-    conf.write_text(config_text(profile, host, port, directory, tls), encoding="utf-8")
+    conf.write_text(config_text(profile, host, port, directory, tls, bridge), encoding="utf-8")
     log_file = directory / "mosquitto.log"
     with open(log_file, "ab") as log:
         process = subprocess.Popen([binary, "-c", str(conf)], stdout=log,

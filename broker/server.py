@@ -137,12 +137,13 @@ def wait_for_port(host: str, port: int, timeout: float, alive=lambda: True) -> N
 def start_broker(engine: str = "amqtt", profile: str = "open", port: int = 1883,
                  directory: str | Path = "runs/broker", host: str = "127.0.0.1",
                  nodes=profiles.DEFAULT_NODES, passwords: dict[str, str] | None = None,
-                 tls_names=(), timeout: float = 10.0) -> RunningBroker:
+                 tls_names=(), bridge: str | None = None, timeout: float = 10.0) -> RunningBroker:
     """Write the broker's files into `directory`, start it and wait until it listens.
 
     nodes: edge node ids, each becomes a user (auth/tls) allowed its own topics (tls).
     passwords: user -> password to use instead of generated/saved ones.
     tls_names: extra host names or IP addresses for the server certificate (tls only).
+    bridge: the URL of a broker to bridge the splitleak topics to (Mosquitto only).
     """
     profiles.check_profile(profile)
     if tls_names and profile != "tls":
@@ -153,6 +154,8 @@ def start_broker(engine: str = "amqtt", profile: str = "open", port: int = 1883,
         server_names(host, tls_names)  # a bad name is refused before anything is written
     if engine not in ENGINES:
         raise ValueError(f"unknown broker engine {engine!r}: choose {', '.join(ENGINES)}")
+    if bridge and engine != "mosquitto":
+        raise ValueError("a bridge needs --engine mosquitto (amqtt has no bridging)")
     if not 0 < port < 65536:
         raise ValueError(f"port must be in 1..65535, got {port}")
     directory = Path(directory).resolve()
@@ -161,9 +164,11 @@ def start_broker(engine: str = "amqtt", profile: str = "open", port: int = 1883,
     pw = {} if profile == "open" else profiles.load_or_create_passwords(directory, users,
                                                                         passwords)
     check_port_free(host, port)
+    options = {"bridge": bridge} if bridge else {}
     if engine == "mosquitto":
         from splitleak.broker.mosquitto import start_mosquitto as start
     else:
         from splitleak.broker.amqtt_engine import start_amqtt as start
     return start(profile=profile, host=host, port=port, directory=directory, passwords=pw,
-                 rules=profiles.acl_rules(nodes), tls_names=tuple(tls_names), timeout=timeout)
+                 rules=profiles.acl_rules(nodes), tls_names=tuple(tls_names), timeout=timeout,
+                 **options)

@@ -18,6 +18,14 @@ ALL_PREDICTIONS = f"{PREFIX}/+/predictions"
 ALL_STATUS = f"{PREFIX}/+/status"
 
 
+def shared(group: str, topic_filter: str) -> str:
+    """An MQTT 5 shared subscription: the broker gives each message to one member of `group`."""
+    if not group or any(c in group for c in "/+#") or any(c.isspace() for c in group):
+        raise ValueError(f"share group {group!r} must be one topic level: no '/', '+', '#' or "
+                         "whitespace")
+    return f"$share/{group}/{topic_filter}"
+
+
 def check_node_id(node: str) -> str:
     """Return `node` unchanged if it is a valid node id, else raise ValueError saying why."""
     if not isinstance(node, str) or not node:

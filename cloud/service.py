@@ -2,13 +2,24 @@
 
 Subscribes to `splitleak/+/activations` and `splitleak/+/status` (QoS 1, persistent session),
 decodes each message with the shared wire module, runs the head in batches and publishes one
-prediction per frame, carrying the frame's sequence number.
+prediction per frame, carrying the frame's node id and sequence number.
+
+Scale-out: with `share=GROUP` the activations come through the MQTT 5 shared subscription
+`$share/GROUP/splitleak/+/activations`, so the broker hands each frame to one head of the group;
+statuses stay an ordinary subscription (every head checks every node's model). A head then sees
+only part of each node's frames, so it reports no sequence gaps (None): count them across the
+group, by node and sequence number, from the predictions.
 
 Model identity: a node's retained status names the sha256 of its mobile stage. A node whose
 hash is neither the run's mobile.tflite nor its mobile_int8.tflite (manifest.json "artifacts")
 is refused, logged once naming both hashes, and its frames are rejected as "model_mismatch".
 A node that never sent a status is served. A new `started_at` in a node's status starts a new
 sequence (the node restarted and counts from 0 again).
+
+Delivery: each activation is acknowledged to the broker (PUBACK) only after its prediction was
+handed to the client, so a head killed mid-batch leaves its unanswered frames in its session,
+and they are answered when a head with the same client id reconnects (end to end at least
+once: at most the frames in flight are answered twice).
 
 A bad message never stops the service: it is counted by reason and logged once per
 (reason, node). A refused subscription (SUBACK 0x80) stops it with PermissionError.
@@ -32,7 +43,6 @@ from splitleak.cloud import artifacts
 log = logging.getLogger("splitleak.cloud")
 
 MOBILE_MODELS = ("mobile.tflite", "mobile_int8.tflite")
-SUBSCRIPTIONS = [(topics.ALL_ACTIVATIONS, 1), (topics.ALL_STATUS, 1)]
 LATENCY_WINDOW = 100_000  # latency percentiles cover the last this many frames
 
 
@@ -121,12 +131,16 @@ class CloudHead:
     """
 
     def __init__(self, run_dir, broker: str, ca_file=None, batch: int = 64,
-                 client_id: str = "splitleak-cloud", protocol: str = "3.1.1"):
+                 client_id: str = "splitleak-cloud", protocol: str = "3.1.1",
+                 share: str | None = None):
         self.run_dir = Path(run_dir)
+        activations = topics.shared(share, topics.ALL_ACTIVATIONS) if share else topics.ALL_ACTIVATIONS
+        self.share = share
+        self.subscriptions = [(activations, 1), (topics.ALL_STATUS, 1)]
         self.shape, self.models = read_manifest(self.run_dir)
         self.classify = load_head(self.run_dir / "head.keras", self.shape)
         self.batch = batch
-        self.inbox: list[tuple[str, bytes]] = []  # filled by on_message during loop.step
+        self.inbox: list = []  # (topic, payload, mid, qos), filled by on_message in loop.step
         self.nodes: dict[str, NodeStats] = defaultdict(NodeStats)
         self.refused_nodes: set[str] = set()
         self.rejected = Rejections(log)
@@ -134,6 +148,7 @@ class CloudHead:
         self.predictions_refused = 0
         self.latencies: deque = deque(maxlen=LATENCY_WINDOW)
         self.first_at = self.last_at = None
+        self.cpu_seconds = 0.0  # this process's CPU time between the first and the last frame
         self.error: str | None = None
         self.subscribed = False
         self._last_publish = None
@@ -142,18 +157,19 @@ class CloudHead:
         c = self.client
         c.on_connect, c.on_subscribe = self._on_connect, self._on_subscribe
         c.on_publish = self._on_publish
-        c.on_message = lambda c, u, msg: self.inbox.append((msg.topic, msg.payload))
+        c.on_message = lambda c, u, m: self.inbox.append((m.topic, m.payload, m.mid, m.qos))
+        c.manual_ack_set(True)  # PUBACK after the answer (serve), not on arrival
         self.loop = CallerLoop(self.client)
 
     # --- paho callbacks: run in this thread from loop.step; they must not raise ---------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if not reason_code.is_failure:
-            client.subscribe(SUBSCRIPTIONS)
+            client.subscribe(self.subscriptions)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
-        refused = [(topic, rc) for (topic, _), rc in zip(SUBSCRIPTIONS, reason_codes, strict=False)
-                   if rc.is_failure]
+        refused = [(topic, rc) for (topic, _), rc in zip(self.subscriptions, reason_codes,
+                                                          strict=False) if rc.is_failure]
         if refused:
             self.error = (f"the broker refused the subscription to "
                           f"{' and '.join(t for t, _ in refused)} ({refusal_text(refused[0][1])}):"
@@ -202,7 +218,9 @@ class CloudHead:
             self.loop.step(0.0 if self.inbox else 0.1)
             batch, self.inbox[:] = self.inbox[:self.batch], self.inbox[self.batch:]
             if batch:
-                self.handle(batch)
+                self.handle([(topic, payload) for topic, payload, _, _ in batch])
+                for _, _, mid, qos in batch:  # after the predictions, on the same connection
+                    self.client.ack(mid, qos)
 
     def handle(self, messages: list[tuple[str, bytes]]) -> None:
         """Handle a batch of (topic, payload): statuses in order, frames classified together."""
@@ -217,9 +235,11 @@ class CloudHead:
             elif (frame := self._decode(topic, payload)) is not None:
                 frames.append(frame)
         if frames:
-            self.first_at = self.first_at or started
+            if self.first_at is None:
+                self.first_at, self._first_cpu = started, time.process_time()
             self._answer(frames)
             self.last_at = time.monotonic()
+            self.cpu_seconds = time.process_time() - self._first_cpu
 
     def _answer(self, frames: list[wire.Frame]) -> None:
         probs = self.classify(np.stack([f.as_float32() for f in frames]))
@@ -289,17 +309,20 @@ class CloudHead:
 
     def summary(self) -> dict:
         seconds = (self.last_at - self.first_at) if self.first_at else 0.0
-        nodes = {n: {"frames": s.frames, "gaps": s.gaps(), "duplicates": s.duplicates,
+        nodes = {n: {"frames": s.frames, "gaps": None if self.share else s.gaps(),
+                     "duplicates": s.duplicates,
                      "state": s.state, "refused": n in self.refused_nodes}
                  for n, s in sorted(self.nodes.items())}
         return {
             "accepted": self.accepted,
             "rejected": dict(sorted(self.rejected.items())),
             "duplicates": sum(n["duplicates"] for n in nodes.values()),
-            "gaps": sum(n["gaps"] for n in nodes.values()),
+            "gaps": None if self.share else sum(n["gaps"] for n in nodes.values()),
+            "share": self.share,
             "predictions_refused": self.predictions_refused,
             "nodes": nodes,
             "seconds": round(seconds, 3),
             "frames_per_second": round(self.accepted / seconds, 1) if seconds > 0 else None,
             "latency_ms": percentiles(np.array(self.latencies) * 1e3),
+            "cpu_seconds": round(self.cpu_seconds, 2),  # first frame to last
         }

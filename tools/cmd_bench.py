@@ -10,6 +10,7 @@ behind a fresh broker (goal: 1,000 frames/s on a 2-core CPU).
 """
 
 import json
+import os
 import platform
 import subprocess
 import tempfile
@@ -35,6 +36,8 @@ def add_arguments(parser) -> None:
     add_run_options(p, "a `splitleak train` run")
     _stream_options(p, "frames per node")
     p.add_argument("--fleet", type=int, default=1, metavar="K", help="edge nodes (default: 1)")
+    p.add_argument("--heads", type=int, default=1, metavar="N",
+                   help="cloud heads; more than 1 share the stream (MQTT 5 shared subscription)")
     p.add_argument("--rate", type=float, default=0.0, metavar="HZ",
                    help="frames per second per node (default: unpaced)")
     p.add_argument("--batch", type=int, default=64, help="cloud head batch size, at most")
@@ -166,7 +169,9 @@ def bench_pipeline(args) -> dict:
     data = ["--omniglot-dir", args.omniglot_dir] if args.omniglot_dir else []
     size = frame_bytes(args.run, "edge-0" if args.fleet > 1 else "edge")
     with Deployment(args.run, args.engine) as dep:
-        cloud = dep.start_cloud("--json", "--batch", args.batch)
+        share = ("--share", "bench") if args.heads > 1 else ()
+        clouds = [dep.start_cloud("--json", "--batch", args.batch, *share, "--client-id",
+                                  f"bench-head-{i}") for i in range(args.heads)]
         edge = dep.start_edge("--source", "lite-val", "--count", args.frames, "--fleet",
                               args.fleet, "--rate", args.rate, "--json", *data)
         limit = max(600.0, args.frames * args.fleet / 50)
@@ -176,13 +181,17 @@ def bench_pipeline(args) -> dict:
             raise TimeoutError(f"the edge node did not finish within {limit:g} s") from None
         if code != 0:
             raise OSError(f"the edge node failed: {edge.tail(1).strip()}")
-        cloud.stop()
-        edge_summary, cloud_summary = edge.json(), cloud.json()
+        broker_cpu = getattr(dep.broker, "cpu_seconds", lambda: None)()
+        for cloud in clouds:
+            cloud.stop()
+        edge_summary, heads = edge.json(), [cloud.json() for cloud in clouds]
+    cloud_summary = heads[0] if len(heads) == 1 else _merge_heads(heads)
     fps = cloud_summary["frames_per_second"]
     return {"bench": "pipeline", "engine": args.engine, "machine": platform.machine(),
             "run": str(args.run), "split_after": split_after, "bytes_per_frame": size,
             "megabytes_per_second": round(fps * size / 1e6, 2) if fps else None,
-            "frames_per_node": args.frames, "fleet": args.fleet, "rate_hz": args.rate,
+            "frames_per_node": args.frames, "fleet": args.fleet, "heads": args.heads,
+            "rate_hz": args.rate,
             "batch": args.batch, "sent": edge_summary["sent"],
             "predictions_received": edge_summary["predictions"],
             "lost": edge_summary["sent"] - edge_summary["predictions"],
@@ -191,12 +200,32 @@ def bench_pipeline(args) -> dict:
             "edge_frames_per_second": edge_summary["frames_per_second"],
             "latency_ms": cloud_summary["latency_ms"],
             "round_trip_ms": edge_summary["round_trip_ms"],
+            "per_head": [{"accepted": h["accepted"], "frames_per_second": h["frames_per_second"],
+                          "latency_ms": h["latency_ms"]} for h in heads],
+            "cpu_seconds": {"edge": edge_summary["cpu_seconds"],
+                            "heads": [h["cpu_seconds"] for h in heads],
+                            "broker": None if broker_cpu is None else round(broker_cpu, 2)},
+            "cores": os.cpu_count(),
             "edge": edge_summary, "cloud": cloud_summary}
 
 
+def _merge_heads(heads: list[dict]) -> dict:
+    """Several heads of one share group as one: frames summed over the longest head's time
+    (they run side by side), the slowest head's latency. Each head sees part of every node's
+    sequence, so gaps are left out: a frame no head answered shows as lost at the edge."""
+    seconds = max(h["seconds"] for h in heads)
+    accepted = sum(h["accepted"] for h in heads)
+    return {"accepted": accepted, "seconds": seconds,
+            "frames_per_second": round(accepted / seconds, 1) if seconds else None,
+            "duplicates": sum(h["duplicates"] for h in heads), "gaps": None,
+            "latency_ms": max((h["latency_ms"] for h in heads if h["latency_ms"]),
+                              key=lambda lat: lat["p50"], default=None)}
+
+
 def _check_pipeline_args(args) -> None:
-    if args.frames < 1 or args.fleet < 1 or args.batch < 1 or args.rate < 0:
-        raise ValueError("--frames, --fleet and --batch must be positive, --rate zero or positive")
+    if args.frames < 1 or args.fleet < 1 or args.batch < 1 or args.rate < 0 or args.heads < 1:
+        raise ValueError("--frames, --fleet, --heads and --batch must be positive, --rate zero "
+                         "or positive")
     if not (args.run / "head.keras").is_file() or not (args.run / "mobile.tflite").is_file():
         raise FileNotFoundError(f"{args.run} is not a finished run (no head.keras or "
                                 "mobile.tflite): run `splitleak train` or pass --run RUN_DIR")
@@ -205,7 +234,8 @@ def _check_pipeline_args(args) -> None:
 def _print_pipeline(r: dict) -> None:
     lat, trip = r["latency_ms"] or {}, r["round_trip_ms"] or {}
     print(f"pipeline ({r['engine']}, split after block {r['split_after']}, {r['bytes_per_frame']:,} "
-          f"bytes/frame, {r['fleet']} node(s) x {r['frames_per_node']} frames, "
+          f"bytes/frame, {r['fleet']} node(s) x {r['frames_per_node']} frames, {r['heads']} "
+          "head(s), "
           f"rate {r['rate_hz'] or 'unpaced'}): sent {r['sent']}, predictions back "
           f"{r['predictions_received']}, lost {r['lost']}, cloud sequence gaps "
           f"{r['cloud_sequence_gaps']}")
@@ -213,6 +243,13 @@ def _print_pipeline(r: dict) -> None:
           f"edge {r['edge_frames_per_second']} "
           f"frames/s; capture -> prediction published p50 {lat.get('p50')} ms, p99 "
           f"{lat.get('p99')} ms; round trip to the edge p50 {trip.get('p50')} ms")
+    cpu = r["cpu_seconds"]
+    print(f"  CPU seconds while streaming: edge {cpu['edge']}, head(s) {cpu['heads']}, broker "
+          f"{cpu['broker'] if cpu['broker'] is not None else 'n/a (in this process)'}; "
+          f"{r['cores']} cores")
+    if r["heads"] > 1:
+        print("  per head: " + ", ".join(f"{h['accepted']} frames at {h['frames_per_second']}/s"
+                                         for h in r["per_head"]))
 
 
 def _print_tflite(r: dict) -> None:

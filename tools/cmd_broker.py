@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="edge node id, also its user name (repeatable; default: edge)")
     parser.add_argument("--password", action="append", metavar="USER=PASS", default=[],
                         help="set a user's password instead of a generated one (repeatable)")
+    parser.add_argument("--bridge-to", metavar="URL",
+                        help="Mosquitto only: bridge to the broker at mqtt://[user:pass@]host:port "
+                             "(activations and statuses out, predictions in, QoS 1): this broker "
+                             "sits by the nodes, the cloud heads use the other one")
     parser.add_argument("--verbose", action="store_true",
                         help="show amqtt's log (mosquitto always logs to DIR/mosquitto.log)")
 
@@ -75,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     port = args.port or (8883 if args.profile == "tls" else 1883)
     broker = start_broker(args.engine, args.profile, port, args.dir, host=args.host,
                           nodes=args.node or profiles.DEFAULT_NODES,
-                          passwords=_passwords(args.password), tls_names=args.tls_name)
+                          passwords=_passwords(args.password), tls_names=args.tls_name,
+                          bridge=args.bridge_to)
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}

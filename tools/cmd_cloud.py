@@ -5,9 +5,14 @@ Runs until Ctrl-C / SIGTERM (or --count frames), then prints what it accepted, r
 on the edge -> prediction published). Nodes whose status announces a mobile stage other than
 RUN_DIR's mobile.tflite or mobile_int8.tflite are refused. Exits 2 with one line when the
 broker cannot be reached, refuses the login or refuses the subscription.
+
+Several heads split one stream with --share GROUP (an MQTT 5 shared subscription; MQTT 5 is
+then used). Give each head its own --client-id: the broker keeps a head's session, with the
+frames it was handed but had not acknowledged, until a head with that id comes back.
 """
 
 import json
+import os
 import time
 
 from splitleak.tools.cmd_edge import add_broker_options, broker_from, credentials_from
@@ -19,6 +24,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a `splitleak train` run")
     add_broker_options(parser, f"user {CLOUD_USER!r}")
     parser.add_argument("--batch", type=int, default=64, help="frames per head call, at most")
+    parser.add_argument("--share", metavar="GROUP",
+                        help="join the shared subscription $share/GROUP/splitleak/+/activations "
+                             "(MQTT 5): the heads of a group split the frames between them")
+    parser.add_argument("--client-id", metavar="ID",
+                        help="MQTT client id, the key of the broker's session for this head "
+                             "(default: splitleak-cloud; with --share, splitleak-cloud-GROUP-PID)")
     parser.add_argument("--count", type=int, help="stop after this many frames")
     parser.add_argument("--stats", action="store_true",
                         help="print throughput and latency every 5 s and at the end")
@@ -45,12 +56,15 @@ def run(args) -> int:
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
     url = broker_url(args)
-    head = CloudHead(args.run, url, ca_file=args.ca, batch=args.batch, protocol=args.mqtt)
+    client_id = args.client_id or (f"splitleak-cloud-{args.share}-{os.getpid()}" if args.share
+                                   else "splitleak-cloud")
+    head = CloudHead(args.run, url, ca_file=args.ca, batch=args.batch, client_id=client_id,
+                     protocol="5" if args.share else args.mqtt, share=args.share)
     stop = stop_on_signals()
     try:
         head.start()
-        print(f"cloud: ready, subscribed to splitleak/+/activations on {parse_url(url)}",
-              flush=True)
+        print(f"cloud: ready, subscribed to {head.subscriptions[0][0]} on {parse_url(url)} as "
+              f"{client_id}", flush=True)
         head.serve(stop, max_frames=args.count, report=Reporter() if args.stats else None)
     finally:
         head.stop()
@@ -76,6 +90,8 @@ def describe(s: dict) -> str:
     """One line from a cloud summary."""
     lat = s["latency_ms"] or {}
     return (f"cloud: {s['accepted']} frames from {len(s['nodes'])} node(s), rejected "
-            f"{sum(s['rejected'].values())} {s['rejected'] or ''}, sequence gaps {s['gaps']}, "
+            f"{sum(s['rejected'].values())} {s['rejected'] or ''}, "
+            + (f"sequence gaps {s['gaps']}, " if s["gaps"] is not None
+               else f"a share of group {s['share']}, ") +
             f"duplicates {s['duplicates']}, {s['frames_per_second']} frames/s, latency p50 "
             f"{lat.get('p50')} ms p99 {lat.get('p99')} ms  [{time.strftime('%H:%M:%S')}]")

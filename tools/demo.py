@@ -10,6 +10,7 @@ pipeline benchmark and the tests start their processes with it).
 import logging
 import tempfile
 import time
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -34,9 +35,10 @@ class Deployment:
     """
 
     def __init__(self, run_dir, engine: str = "amqtt", profile: str = "open", directory=None,
-                 nodes=profiles.DEFAULT_NODES):
+                 nodes=profiles.DEFAULT_NODES, bridge: str | None = None):
         self.run_dir = Path(run_dir)
         self.engine, self.profile, self.nodes = engine, profile, tuple(nodes)
+        self.bridge = bridge  # a broker URL this one bridges the splitleak topics to
         self.children: list[Node] = []
         self.broker = None
         self._stack = ExitStack()
@@ -64,7 +66,7 @@ class Deployment:
 
     def start_broker(self):
         self.broker = start_broker(self.engine, self.profile, self.port, self.directory,
-                                   nodes=self.nodes)
+                                   nodes=self.nodes, bridge=self.bridge)
         return self.broker
 
     def restart_broker(self, kill: bool = False, pause: float = 0.0):
@@ -113,10 +115,11 @@ class Deployment:
 
 class PredictionLog:
     """Subscribes to every node's predictions (or one `node`'s) and keeps the label per
-    sequence number."""
+    sequence number, and per (node, sequence number) how many predictions came."""
 
     def __init__(self, url: str, node: str | None = None):
         self.labels: dict[int, int] = {}
+        self.answers: Counter = Counter()  # (node, seq) -> predictions received
         self.bad = 0
         topic = topics.predictions(node) if node else topics.ALL_PREDICTIONS
         self.client = make_client(url, f"splitleak-demo-{time.time_ns()}")
@@ -132,6 +135,7 @@ class PredictionLog:
             log.warning("dropped a bad prediction: %s", exc)
             return
         self.labels[p["seq"]] = p["label"]
+        self.answers[p["node_id"], p["seq"]] += 1
 
     def wait_for(self, n: int, timeout: float) -> bool:
         """Wait until predictions for `n` sequence numbers have arrived; False on timeout."""

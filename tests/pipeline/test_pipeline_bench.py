@@ -24,6 +24,21 @@ def test_bench_pipeline_json(tiny_run):
     assert report["cloud"]["accepted"] == 100 and report["edge"]["nodes"] == 2
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_bench_pipeline_with_two_heads_counts_each_head(tiny_run):
+    result = splitleak("bench", "pipeline", "--run", tiny_run, "--engine", "mosquitto",
+                       "--frames", 40, "--fleet", 3, "--heads", 2, "--json", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["heads"] == 2 and report["sent"] == report["predictions_received"] == 120
+    heads = report["per_head"]
+    assert len(heads) == 2 and sum(h["accepted"] for h in heads) == 120
+    assert report["cloud"]["gaps"] is None  # each head sees only part of every sequence
+    cpu = report["cpu_seconds"]
+    assert cpu["edge"] > 0 and len(cpu["heads"]) == 2 and cpu["broker"] is not None  # Mosquitto
+
+
 def test_bench_pipeline_needs_a_run(tmp_path):
     result = splitleak("bench", "pipeline", "--run", tmp_path / "nope")
     assert result.returncode == 2
