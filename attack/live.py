@@ -20,7 +20,7 @@ from PIL import Image
 from splitleak.attack.blackbox import reconstruct
 from splitleak.broker import capture, topics
 from splitleak.broker.inbox import FrameInbox
-from splitleak.broker.urls import connect, make_client
+from splitleak.broker.urls import connect, make_client, refusal_text
 
 log = logging.getLogger("splitleak.attack")
 
@@ -56,8 +56,9 @@ class Eavesdropper:
         self.client = make_client(broker, f"splitleak-attacker-{time.time_ns()}", ca_file=ca_file,
                                   protocol=protocol)
         self.subscribed = threading.Event()
+        self.refusal: str | None = None  # why the broker refused the subscription (SUBACK)
         self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self.inbox.on_message
 
     def stats(self) -> dict:
@@ -65,8 +66,20 @@ class Eavesdropper:
                 "rejected": dict(self.inbox.rejected),
                 "rejected_total": sum(self.inbox.rejected.values()), "nodes": dict(self.nodes)}
 
-    def start(self) -> None:
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if reason_codes and reason_codes[0].is_failure:
+            self.refusal = refusal_text(reason_codes[0])
+        self.subscribed.set()
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect and subscribe; OSError when the broker does not answer or refuses."""
         connect(self.client)
+        if not self.subscribed.wait(timeout):
+            raise TimeoutError(f"the broker did not answer the subscription to {self.topic} "
+                               f"within {timeout:g} s")
+        if self.refusal:
+            raise PermissionError(f"the broker refused the subscription to {self.topic} "
+                                  f"({self.refusal}): this user may not read it")
 
     def stop(self) -> None:
         self.client.disconnect()

@@ -47,9 +47,9 @@ def run(args) -> int:
     if web:
         spy.page = LivePage(*web, args.topic, spy.stats, decoder.input_shape[1:])
         print(f"attacker: live page at {spy.page.url}", flush=True)
-    spy.start()
-    print(f"attacker: listening on {args.topic}", flush=True)
     try:
+        spy.start()  # a refused subscription (SUBACK) ends here, in one line
+        print(f"attacker: listening on {args.topic}", flush=True)
         spy.serve(stop, max_frames=args.count)
     finally:
         spy.stop()

@@ -199,3 +199,15 @@ def test_noise_defence_moves_published_activations_by_sigma(run_dir, broker, lit
     published = np.stack([f.as_float32() for f in sorted(frames, key=lambda f: f.seq)])
     clean = stage.run(load_source(f"folder:{folder}"))  # the images as the edge read them
     assert np.std(published - clean) == pytest.approx(0.5, rel=0.15)
+
+
+def test_a_refused_subscription_ends_the_eavesdropper_in_one_line(tmp_path):
+    """amqtt's tls ACL refuses the attacker's subscription (SUBACK 0x80): one line naming the
+    topic, not a silent wait (Mosquitto grants it and delivers nothing instead)."""
+    with start_broker("amqtt", "tls", free_port(), tmp_path / "broker") as broker:
+        result = splitleak("attack", "live", "--broker", broker.url_for("attacker"), "--ca",
+                           broker.ca_file, timeout=60)
+    err = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and "attacker: listening" not in result.stdout
+    assert err.startswith("splitleak attack: error: the broker refused the subscription to "
+                          f"{topics.ALL_ACTIVATIONS}")

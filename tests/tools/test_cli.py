@@ -37,6 +37,9 @@ def test_bench_tflite_json(tiny_run):
     report = json.loads(result.stdout)
     assert set(report["results"]) == {"keras", "mobile.tflite", "mobile_int8.tflite"}
     assert all(r["median_ms"] > 0 and r["runs"] == 5 for r in report["results"].values())
+    # TensorFlow was imported (Keras timing): no GPU-library chatter on a machine without one
+    noise = [w for w in ("cuDNN", "cuFFT", "cuBLAS", "TensorRT", "CUDA") if w in result.stderr]
+    assert not noise, result.stderr[-2000:]
 
 
 def test_bench_missing_run_dir(tmp_path):
