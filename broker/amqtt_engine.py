@@ -12,6 +12,10 @@ Profiles map onto amqtt plugins:
 Limits, compared with Mosquitto: sessions and queued messages live in memory only, so a
 restart loses them; no packet size limit; last-will topics are not checked against the ACL;
 no MQTT 5. Queued messages are delivered with the retain flag set on reconnect.
+
+Retained messages go through `PolicyBroker` (below): amqtt 0.12.1 sends a connecting client the
+retained messages matching *every* client's subscriptions, without checking its read ACL (a node
+got the other nodes' statuses; under tls, so did the attacker account).
 """
 
 import asyncio
@@ -29,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 try:
     from amqtt.broker import Broker
+    from amqtt.contexts import Action
     from amqtt.plugins.base import BaseAuthPlugin
     from amqtt.plugins.topic_checking import TopicAccessControlListPlugin
     from pwdlib import PasswordHash
@@ -53,6 +58,27 @@ class AclPlugin(TopicAccessControlListPlugin):
         publish_acl: dict[str, list[str]] = field(default_factory=dict)
         subscribe_acl: dict[str, list[str]] = field(default_factory=dict)
         receive_acl: dict[str, list[str]] = field(default_factory=dict)
+
+
+class PolicyBroker(Broker):
+    """amqtt's broker, handing out retained messages only for the client's own subscriptions and
+    only on topics its read ACL (Action.RECEIVE, as for live messages) allows."""
+
+    async def _publish_retained_messages_for_subscription(self, subscription, session) -> None:
+        topic_filter, qos = subscription
+        members = self._subscriptions.get(topic_filter, [])
+        if not any(member.client_id == session.client_id for member, _ in members):
+            return  # amqtt calls this on connect for every filter anyone subscribed to
+        handler = self._get_handler(session)
+        if handler is None:
+            return
+        sends = [handler.mqtt_publish(topic, message.data, min(qos, message.qos or qos),
+                                      retain=True)
+                 for topic, message in list(self._retained_messages.items())
+                 if self._matches(topic, topic_filter)
+                 and await self._topic_filtering(session, topic, Action.RECEIVE)]
+        if sends:
+            await asyncio.gather(*sends)
 
 
 def password_file_text(passwords: dict[str, str]) -> str:
@@ -122,7 +148,7 @@ class AmqttBroker(RunningBroker):
             raise OSError(f"amqtt did not start on {self.host}:{self.port}: {exc}") from exc
 
     async def _start(self, config: dict) -> None:
-        self._broker = Broker(config)
+        self._broker = PolicyBroker(config)
         await self._broker.start()
 
     def stop(self, timeout: float = 10.0) -> None:
