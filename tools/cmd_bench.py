@@ -50,6 +50,16 @@ def add_arguments(parser) -> None:
     p.add_argument("--decoder", type=Path, default=Path("runs/attack-lite"), metavar="ATTACK_DIR",
                    help="a `splitleak attack train` folder (default: runs/attack-lite)")
     _stream_options(p, "frames to stream")
+    p = _bench(sub, "fuzz", bench_fuzz, _print_fuzz,
+               "generated malformed messages at a running cloud head and eavesdropper",
+               "Publishes --messages generated messages (valid frames with odd values, damaged "
+               "and cut frames, random bytes, junk statuses, bad topics; seeded) through a fresh "
+               "broker, then a probe frame. Both subscribers must stay up, answer the probe and "
+               "count every message under the reason the wire decoder gives; exit 1 otherwise.")
+    add_run_options(p, "a `splitleak train` run")
+    p.add_argument("--engine", choices=ENGINES, default="mosquitto", help="broker (default: mosquitto)")
+    p.add_argument("--messages", type=int, default=10_000, help="how many (default: 10000)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     p = _bench(sub, "dp", bench_dp, _print_dp,
                "DP-SGD against non-private training: seconds per epoch",
                "Trains the lite target four times in one process, the same network (GroupNorm, "
@@ -252,6 +262,33 @@ def _print_pipeline(r: dict) -> None:
                                          for h in r["per_head"]))
 
 
+def bench_fuzz(args) -> dict:
+    from splitleak.tools import fuzz
+
+    args.run, _ = pick_run(args.run, args.split_after)
+    if args.messages < 1:
+        raise ValueError(f"--messages must be positive, got {args.messages}")
+    if not (args.run / "head.keras").is_file():
+        raise FileNotFoundError(f"{args.run} is not a finished run (no head.keras): run "
+                                "`splitleak train` or pass --run RUN_DIR")
+    report = fuzz.run(args.run, args.engine, args.messages, args.seed)
+    report["passed"] = (report["probe_answered"] and set(report["exit_codes"].values()) == {0}
+                        and report["cloud"]["match"] and report["eavesdropper"]["match"])
+    return report
+
+
+def _print_fuzz(r: dict) -> None:
+    print(f"fuzz ({r['engine']}, {r['messages']:,} messages, seed {r['seed']}): probe answered "
+          f"{r['probe_answered']}, exit codes {r['exit_codes']}")
+    for who in ("cloud", "eavesdropper"):
+        c = r[who]
+        print(f"  {who}: {c['frames']} frames (expected {c['expected_frames']}), rejected "
+              f"{c['rejected']} (expected {c['expected_rejected']})"
+              + (f", duplicates {c['duplicates']} (expected {c['expected_duplicates']})"
+                 if "duplicates" in c else "") + f": {'match' if c['match'] else 'MISMATCH'}")
+    print("passed" if r["passed"] else "FAILED")
+
+
 def _print_tflite(r: dict) -> None:
     for name, result in r["results"].items():
         print(f"{name:<20} {result['median_ms']:7.3f} ms/image (median of {result['runs']})")
@@ -263,4 +300,4 @@ def run(args) -> int:
         print(json.dumps(report, indent=2))
     else:
         args._show(report)
-    return 0
+    return 0 if report.get("passed", True) else 1

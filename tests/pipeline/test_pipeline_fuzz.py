@@ -1,4 +1,4 @@
-"""Property-based fuzzing of a running cloud head.
+"""Fuzzing a running cloud head (and, through `splitleak bench fuzz`, the eavesdropper).
 
 Hypothesis publishes random and mutated payloads on splitleak/fuzz/activations, junk status
 messages, frames on malformed and foreign topics, then one valid frame from node "probe".
@@ -6,8 +6,8 @@ The head must stay up, answer the probe, and at the end its summary must count e
 rejection by the same reason the wire decoder gives here.
 """
 
+import json
 import queue
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from splitleak.broker import topics, urls, wire
-from tests.conftest import ENGINES
+from splitleak.tools.fuzz import SHAPE, SPECIAL, Expected, frame
+from tests.conftest import ENGINES, splitleak
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SHAPE = (1, 1, 32)
 GOOD = wire.encode(wire.Frame("fuzz", 3, 1_700_000_000.0,
                               np.linspace(-1, 1, 32, dtype=np.float32).reshape(SHAPE)))
 
@@ -32,19 +32,9 @@ def mutated(edits, cut) -> bytes:
     return bytes(payload[:cut])
 
 
-SPECIAL = [float(np.float32(x)) for x in (0.0, 1.0, -2.5, 3e38, -3e38, np.nan, np.inf)]
-
-
-def frame(seq, values) -> bytes:
-    """A well-formed frame carrying `values` as they are, NaN and infinity included."""
-    quant = {"scale": 0.5, "zero_point": -3} if values.dtype == np.int8 else {}
-    header = wire.encode(wire.Frame("fuzz", seq, 5.0, np.zeros_like(values), **quant))
-    return header[:-values.nbytes] + values.tobytes()
-
-
 FRAMES = st.builds(frame, st.integers(0, 5) | st.integers(0, 2**64 - 1),
                    arrays(np.float32, SHAPE, elements=st.floats(width=32))
-                   | arrays(np.float32, SHAPE, elements=st.sampled_from(SPECIAL))
+                   | arrays(np.float32, SHAPE, elements=st.sampled_from([float(x) for x in SPECIAL]))
                    | arrays(np.int8, SHAPE))
 
 MESSAGES = st.lists(st.one_of(
@@ -60,37 +50,6 @@ MESSAGES = st.lists(st.one_of(
                                "splitleak/fuzz/predictions", "splitleak/a/b/activations"]),
               st.just(GOOD)),
 ), max_size=8)
-
-
-class Expected:
-    """What the cloud head must count, by the shared decoder's verdicts."""
-
-    def __init__(self):
-        self.reasons: Counter = Counter()
-        self.seqs: set[int] = set()
-        self.duplicates = 0
-
-    def add(self, topic: str, payload: bytes) -> None:
-        if topic == topics.status("fuzz-status"):
-            self._verdict(wire.decode_status, payload)
-        elif topic == "splitleak/bad node/activations":
-            self.reasons["topic"] += 1
-        elif topic == topics.activations("fuzz"):
-            frame = self._verdict(lambda p: wire.decode(p, expect_shape=SHAPE), payload)
-            if frame is not None and frame.node_id != "fuzz":
-                self.reasons["node_id"] += 1
-            elif frame is not None and frame.seq in self.seqs:
-                self.duplicates += 1
-            elif frame is not None:
-                self.seqs.add(frame.seq)
-        # anything else is on a topic the head does not subscribe to
-
-    def _verdict(self, decode, payload):
-        try:
-            return decode(payload)
-        except wire.WireError as exc:
-            self.reasons[exc.reason] += 1
-            return None
 
 
 @pytest.fixture
@@ -148,3 +107,15 @@ def test_running_cloud_head_survives_fuzzing(engine, deploy, probe_client):
     assert (fuzz_node["frames"], fuzz_node["duplicates"]) == (len(expected.seqs),
                                                               expected.duplicates)
     assert summary["accepted"] == probes[0] + len(expected.seqs) - head_output
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bench_fuzz_counts_match_at_the_cloud_head_and_the_eavesdropper(engine, tiny_run):
+    """The short form of `splitleak bench fuzz` (the long form sends 10,000 messages)."""
+    result = splitleak("bench", "fuzz", "--run", tiny_run, "--engine", engine, "--messages", 600,
+                       "--seed", 1, "--json", timeout=300)
+    report = json.loads(result.stdout)
+    assert result.returncode == 0 and report["passed"], result.stdout[-3000:]
+    for who in ("cloud", "eavesdropper"):
+        assert report[who]["match"] and sum(report[who]["rejected"].values()) > 100
+    assert report["cloud"]["duplicates"] > 0 and report["eavesdropper"]["frames"] > 0
