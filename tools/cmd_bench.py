@@ -60,6 +60,19 @@ def add_arguments(parser) -> None:
     p.add_argument("--engine", choices=ENGINES, default="mosquitto", help="broker (default: mosquitto)")
     p.add_argument("--messages", type=int, default=10_000, help="how many (default: 10000)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    p = _bench(sub, "soak", bench_soak, _print_soak,
+               "an emulated fleet at a fixed rate for a while: loss and memory growth",
+               "Streams --nodes emulated nodes at --rate frames/s each for --seconds through a "
+               "fresh broker, with the cloud head and the eavesdropper attached. Passes (exit 0) "
+               "when nothing is lost (every frame answered, counted by the eavesdropper, no "
+               "sequence gap) and every process's resident memory stays within 10 % from the "
+               "end of the warm-up to the end.")
+    add_run_options(p, "a `splitleak train` run")
+    p.add_argument("--engine", choices=ENGINES, default="mosquitto", help="broker (default: mosquitto)")
+    p.add_argument("--nodes", type=int, default=10, help="emulated nodes (default: 10)")
+    p.add_argument("--rate", type=float, default=100.0, help="frames/s per node (default: 100)")
+    p.add_argument("--seconds", type=float, default=60.0, help="how long (default: 60)")
+    add_data_options(p)
     p = _bench(sub, "dp", bench_dp, _print_dp,
                "DP-SGD against non-private training: seconds per epoch",
                "Trains the lite target four times in one process, the same network (GroupNorm, "
@@ -286,6 +299,31 @@ def _print_fuzz(r: dict) -> None:
               f"{c['rejected']} (expected {c['expected_rejected']})"
               + (f", duplicates {c['duplicates']} (expected {c['expected_duplicates']})"
                  if "duplicates" in c else "") + f": {'match' if c['match'] else 'MISMATCH'}")
+    print("passed" if r["passed"] else "FAILED")
+
+
+def bench_soak(args) -> dict:
+    from splitleak.tools import soak
+
+    args.run, _ = pick_run(args.run, args.split_after)
+    if args.nodes < 1 or args.rate <= 0 or args.seconds <= 0:
+        raise ValueError("--nodes, --rate and --seconds must be positive")
+    if not (args.run / "head.keras").is_file():
+        raise FileNotFoundError(f"{args.run} is not a finished run (no head.keras): run "
+                                "`splitleak train` or pass --run RUN_DIR")
+    data = ["--omniglot-dir", args.omniglot_dir] if args.omniglot_dir else []
+    return soak.run(args.run, args.engine, args.nodes, args.rate, args.seconds, data)
+
+
+def _print_soak(r: dict) -> None:
+    lat = r["latency_ms"] or {}
+    print(f"soak ({r['engine']}, {r['nodes']} nodes x {r['rate_hz']:g} frames/s x "
+          f"{r['seconds']:g} s): sent {r['sent']}, acknowledged {r['acknowledged']}, "
+          f"predictions {r['predictions']}, lost {r['lost']}, cloud gaps {r['cloud_gaps']}, "
+          f"eavesdropper {r['eavesdropper_frames']} frames; latency p50 {lat.get('p50')} ms, "
+          f"p99 {lat.get('p99')} ms")
+    for name, m in r["memory"].items():
+        print(f"  {name}: {m['start_mib']} -> {m['end_mib']} MiB ({m['change']:+.1%})")
     print("passed" if r["passed"] else "FAILED")
 
 

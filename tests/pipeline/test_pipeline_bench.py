@@ -43,3 +43,17 @@ def test_bench_pipeline_needs_a_run(tmp_path):
     result = splitleak("bench", "pipeline", "--run", tmp_path / "nope")
     assert result.returncode == 2
     assert "is not a finished run" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_bench_soak_short_form(tiny_run, omniglot_dir):
+    """`splitleak bench soak` in seconds (the documented long form: 10 nodes x 100/s x 60 s)."""
+    result = splitleak("bench", "soak", "--run", tiny_run, "--nodes", 3, "--rate", 25,
+                       "--seconds", 4, "--json", timeout=300)
+    report = json.loads(result.stdout)
+    assert result.returncode == 0 and report["passed"], result.stdout[-3000:]
+    assert report["sent"] == report["predictions"] == report["eavesdropper_frames"] == 300
+    assert report["lost"] == 0 and report["cloud_gaps"] == 0 and report["samples"] >= 2
+    assert set(report["memory"]) == {"edge", "cloud", "eavesdropper", "broker"}
+    assert all(m["start_mib"] > 0 for m in report["memory"].values())
