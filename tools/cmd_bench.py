@@ -25,9 +25,13 @@ def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
     p = _bench(sub, "tflite", bench_tflite, _print_tflite,
                "ms per image of the mobile stage: Keras vs TFLite",
-               "Median ms per single image after warm-up, batch size 1.")
+               "Median ms per single image after warm-up, batch size 1; the TFLite stages on "
+               "each --threads count, with the runtime named; int8_over_float32 compares their "
+               "best thread counts.")
     p.add_argument("run_dir", metavar="RUN_DIR", type=Path)
     p.add_argument("--runs", type=int, default=300, help="timed runs per engine")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], metavar="N",
+                   help="TFLite interpreter threads to time (default: 1 2)")
     p = _bench(sub, "pipeline", bench_pipeline, _print_pipeline,
                "broker + cloud head + edge nodes: frames/s, loss, latency",
                "Streams the lite validation images (cycled) from --fleet edge nodes through a fresh "
@@ -162,25 +166,31 @@ def _print_dp(r: dict) -> None:
 
 
 def bench_tflite(args) -> dict:
-    if args.runs < 1:
-        raise ValueError("--runs must be a positive integer")
+    if args.runs < 1 or min(args.threads) < 1:
+        raise ValueError("--runs and --threads must be positive integers")
     if not (args.run_dir / "mobile.tflite").is_file():
         raise FileNotFoundError(f"{args.run_dir} has no mobile.tflite; run `splitleak train` first")
     import numpy as np
     import tensorflow as tf
 
     from splitleak.edge.runtime import MobileStage
+    from splitleak.edge.selfcheck import runtime_name
     from splitleak.tools.bench import median_ms
 
     mobile = tf.keras.models.load_model(args.run_dir / "mobile.keras")
     image = np.random.default_rng(0).random((1, *mobile.input_shape[1:]), dtype=np.float32)
     engines = {"keras": lambda: mobile(image, training=False)}
     for name in ("mobile.tflite", "mobile_int8.tflite"):
-        stage = MobileStage(args.run_dir / name)
-        engines[name] = lambda s=stage: s.run_raw(image[0])
+        for threads in args.threads:
+            stage = MobileStage(args.run_dir / name, threads=threads)
+            engines[f"{name} x{threads}"] = lambda s=stage: s.run_raw(image[0])
     results = {name: median_ms(fn, runs=args.runs) for name, fn in engines.items()}
+    best = {name: min(r["median_ms"] for key, r in results.items() if key.startswith(name + " "))
+            for name in ("mobile.tflite", "mobile_int8.tflite")}
     return {"bench": "tflite", "run_dir": str(args.run_dir), "machine": platform.machine(),
-            "threads": 1, "batch": 1, "results": results}
+            "runtime": runtime_name(), "threads": list(args.threads), "batch": 1,
+            "results": results,
+            "int8_over_float32": round(best["mobile_int8.tflite"] / best["mobile.tflite"], 3)}
 
 
 def bench_pipeline(args) -> dict:
@@ -328,8 +338,10 @@ def _print_soak(r: dict) -> None:
 
 
 def _print_tflite(r: dict) -> None:
+    print(f"runtime {r['runtime']} ({r['machine']})")
     for name, result in r["results"].items():
-        print(f"{name:<20} {result['median_ms']:7.3f} ms/image (median of {result['runs']})")
+        print(f"{name:<22} {result['median_ms']:7.3f} ms/image (median of {result['runs']})")
+    print(f"int8 / float32 (best thread counts): {r['int8_over_float32']}")
 
 
 def run(args) -> int:
