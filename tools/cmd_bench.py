@@ -60,8 +60,7 @@ def add_arguments(parser) -> None:
                "and cut frames, random bytes, junk statuses, bad topics; seeded) through a fresh "
                "broker, then a probe frame. Both subscribers must stay up, answer the probe and "
                "count every message under the reason the wire decoder gives; exit 1 otherwise.")
-    add_run_options(p, "a `splitleak train` run")
-    p.add_argument("--engine", choices=ENGINES, default="mosquitto", help="broker (default: mosquitto)")
+    _deployment_options(p)
     p.add_argument("--messages", type=int, default=10_000, help="how many (default: 10000)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     p = _bench(sub, "soak", bench_soak, _print_soak,
@@ -71,8 +70,7 @@ def add_arguments(parser) -> None:
                "when nothing is lost (every frame answered, counted by the eavesdropper, no "
                "sequence gap) and every process's resident memory stays within 10 % from the "
                "end of the warm-up to the end.")
-    add_run_options(p, "a `splitleak train` run")
-    p.add_argument("--engine", choices=ENGINES, default="mosquitto", help="broker (default: mosquitto)")
+    _deployment_options(p)
     p.add_argument("--nodes", type=int, default=10, help="emulated nodes (default: 10)")
     p.add_argument("--rate", type=float, default=100.0, help="frames/s per node (default: 100)")
     p.add_argument("--seconds", type=float, default=60.0, help="how long (default: 60)")
@@ -96,6 +94,22 @@ def _bench(sub, name: str, bench, show, help: str, description: str):
     p.set_defaults(_bench=bench, _show=show)
     p.add_argument("--json", action="store_true", help="print JSON only")
     return p
+
+
+def _deployment_options(p) -> None:
+    """--run / --split-after and --engine: a run deployed behind a fresh broker."""
+    add_run_options(p, "a `splitleak train` run")
+    p.add_argument("--engine", choices=ENGINES, default="mosquitto",
+                   help="broker (default: mosquitto)")
+
+
+def _finished_run(args) -> Path:
+    """--run / --split-after as a run directory that has a head and a mobile stage."""
+    args.run, _ = pick_run(args.run, args.split_after)
+    if not (args.run / "head.keras").is_file() or not (args.run / "mobile.tflite").is_file():
+        raise FileNotFoundError(f"{args.run} is not a finished run (no head.keras or "
+                                "mobile.tflite): run `splitleak train` or pass --run RUN_DIR")
+    return args.run
 
 
 def _stream_options(p, frames: str) -> None:
@@ -288,12 +302,9 @@ def _print_pipeline(r: dict) -> None:
 def bench_fuzz(args) -> dict:
     from splitleak.tools import fuzz
 
-    args.run, _ = pick_run(args.run, args.split_after)
     if args.messages < 1:
         raise ValueError(f"--messages must be positive, got {args.messages}")
-    if not (args.run / "head.keras").is_file():
-        raise FileNotFoundError(f"{args.run} is not a finished run (no head.keras): run "
-                                "`splitleak train` or pass --run RUN_DIR")
+    _finished_run(args)
     report = fuzz.run(args.run, args.engine, args.messages, args.seed)
     report["passed"] = (report["probe_answered"] and set(report["exit_codes"].values()) == {0}
                         and report["cloud"]["match"] and report["eavesdropper"]["match"])
@@ -315,12 +326,9 @@ def _print_fuzz(r: dict) -> None:
 def bench_soak(args) -> dict:
     from splitleak.tools import soak
 
-    args.run, _ = pick_run(args.run, args.split_after)
     if args.nodes < 1 or args.rate <= 0 or args.seconds <= 0:
         raise ValueError("--nodes, --rate and --seconds must be positive")
-    if not (args.run / "head.keras").is_file():
-        raise FileNotFoundError(f"{args.run} is not a finished run (no head.keras): run "
-                                "`splitleak train` or pass --run RUN_DIR")
+    _finished_run(args)
     data = ["--omniglot-dir", args.omniglot_dir] if args.omniglot_dir else []
     return soak.run(args.run, args.engine, args.nodes, args.rate, args.seconds, data)
 
