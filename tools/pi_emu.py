@@ -269,10 +269,12 @@ def _bootstrap(pi: Pi, mirror: str | None, log) -> None:
 
 def _host_files(pi: Pi) -> None:
     """The host's resolver configuration and CA bundle, so that pip reaches PyPI from inside."""
-    shutil.copyfile("/etc/resolv.conf", pi.root / "etc/resolv.conf")
-    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
-    if bundle.is_file():
-        shutil.copyfile(bundle, pi.root / "etc/ssl/certs" / HOST_CA)
+    copies = {Path("/etc/resolv.conf"): pi.root / "etc/resolv.conf",
+              Path("/etc/ssl/certs/ca-certificates.crt"): pi.root / "etc/ssl/certs" / HOST_CA}
+    for source, target in copies.items():
+        if source.is_file():
+            target.unlink(missing_ok=True)  # a symlink there must not send the copy to the host
+            shutil.copyfile(source, target)
 
 
 def _wheel(source, folder: Path) -> Path:

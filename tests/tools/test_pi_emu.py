@@ -85,6 +85,17 @@ def test_the_cpuinfo_inside_lists_one_cortex_a72_per_cpu(tmp_path):
     assert text.count("processor\t:") == 3 and text.count("CPU part\t: 0xd08") == 3
 
 
+def test_host_files_replace_a_symlink_instead_of_writing_through_it(tmp_path):
+    pi = pi_emu.Pi("bookworm", "litert", tmp_path / "cache")
+    (pi.root / "etc/ssl/certs").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.write_text("untouched")
+    (pi.root / "etc/resolv.conf").symlink_to(outside)
+    pi_emu._host_files(pi)
+    assert outside.read_text() == "untouched"
+    assert not (pi.root / "etc/resolv.conf").is_symlink()
+
+
 # End to end under QEMU.
 
 def _emulation_or_skip() -> None:
