@@ -103,13 +103,14 @@ def _deployment_options(p) -> None:
                    help="broker (default: mosquitto)")
 
 
-def _finished_run(args) -> Path:
-    """--run / --split-after as a run directory that has a head and a mobile stage."""
-    args.run, _ = pick_run(args.run, args.split_after)
+def _finished_run(args) -> int:
+    """Set args.run from --run / --split-after to a run that has a head and a mobile stage;
+    its split depth."""
+    args.run, split_after = pick_run(args.run, args.split_after)
     if not (args.run / "head.keras").is_file() or not (args.run / "mobile.tflite").is_file():
         raise FileNotFoundError(f"{args.run} is not a finished run (no head.keras or "
                                 "mobile.tflite): run `splitleak train` or pass --run RUN_DIR")
-    return args.run
+    return split_after
 
 
 def _stream_options(p, frames: str) -> None:
@@ -211,8 +212,10 @@ def bench_pipeline(args) -> dict:
     """Run the deployment once; the edge's and the cloud's summaries and the key numbers."""
     from splitleak.tools.demo import Deployment, frame_bytes
 
-    args.run, split_after = pick_run(args.run, args.split_after)
-    _check_pipeline_args(args)
+    if args.frames < 1 or args.fleet < 1 or args.batch < 1 or args.rate < 0 or args.heads < 1:
+        raise ValueError("--frames, --fleet, --heads and --batch must be positive, --rate zero "
+                         "or positive")
+    split_after = _finished_run(args)
     data = ["--omniglot-dir", args.omniglot_dir] if args.omniglot_dir else []
     size = frame_bytes(args.run, "edge-0" if args.fleet > 1 else "edge")
     with Deployment(args.run, args.engine) as dep:
@@ -267,15 +270,6 @@ def _merge_heads(heads: list[dict]) -> dict:
             "duplicates": sum(h["duplicates"] for h in heads), "gaps": None,
             "latency_ms": max((h["latency_ms"] for h in heads if h["latency_ms"]),
                               key=lambda lat: lat["p50"], default=None)}
-
-
-def _check_pipeline_args(args) -> None:
-    if args.frames < 1 or args.fleet < 1 or args.batch < 1 or args.rate < 0 or args.heads < 1:
-        raise ValueError("--frames, --fleet, --heads and --batch must be positive, --rate zero "
-                         "or positive")
-    if not (args.run / "head.keras").is_file() or not (args.run / "mobile.tflite").is_file():
-        raise FileNotFoundError(f"{args.run} is not a finished run (no head.keras or "
-                                "mobile.tflite): run `splitleak train` or pass --run RUN_DIR")
 
 
 def _print_pipeline(r: dict) -> None:

@@ -108,6 +108,11 @@ class Deployment:
         return self.start("cloud", "cloud", "--run", run_dir or self.run_dir, *self.login(),
                           *args, ready="cloud: ready")
 
+    def start_eavesdropper(self, *args) -> Node:
+        """`splitleak attack live` on the broker (pass --decoder, --json, …), once subscribed."""
+        return self.start("eavesdropper", "attack", "live", "--broker", self.broker.url, *args,
+                          ready="attacker: listening")
+
     def start_edge(self, *args, model: str = "mobile.tflite") -> Node:
         """An edge node running the run's `model`; pass --node-id, --source, --count, …"""
         return self.start("edge", "edge", "--model", self.run_dir / model, *self.login(), *args)
@@ -173,9 +178,8 @@ def offline_labels(run_dir: Path, images: np.ndarray, defense: str | None = None
 
 def start_attacker(dep: Deployment, attack_dir, web: str, save: Path, count: int) -> Node:
     """The eavesdropper: an ordinary subscriber of the activation topic, with its live page."""
-    spy = dep.start("attacker", "attack", "live", "--decoder", attack_dir, "--broker",
-                    dep.broker.url, "--web", web, "--save", save, "--count", count, "--json",
-                    ready="attacker: listening")
+    spy = dep.start_eavesdropper("--decoder", attack_dir, "--web", web, "--save", save,
+                                 "--count", count, "--json")
     page = next((line.split()[-1] for line in spy.output if "live page at" in line), None)
     print(f"attacker: pid {spy.proc.pid}, live page at {page}", flush=True)
     return spy

@@ -113,8 +113,7 @@ def run(run_dir, engine: str = "mosquitto", n: int = 10_000, seed: int = 0,
     probe = frame(0, np.zeros(shape, np.float32), node="probe")
     with Deployment(run_dir, engine) as dep:
         cloud = dep.start_cloud("--json")
-        spy = dep.start("eavesdropper", "attack", "live", "--broker", dep.broker.url, "--json",
-                        "--count", spy_expects.valid + 1, ready="attacker: listening")
+        spy = dep.start_eavesdropper("--json", "--count", spy_expects.valid + 1)
         answers = PredictionLog(dep.broker.url, "probe")
         dep.callback(answers.close)
         client = make_client(dep.broker.url, "splitleak-fuzzer")

@@ -35,8 +35,7 @@ def run(run_dir, engine: str = "mosquitto", nodes: int = 10, rate: float = 100.0
     warmup = max(2.0, 0.1 * seconds)
     with Deployment(run_dir, engine) as dep:
         cloud = dep.start_cloud("--json")
-        spy = dep.start("eavesdropper", "attack", "live", "--broker", dep.broker.url, "--json",
-                        ready="attacker: listening")
+        spy = dep.start_eavesdropper("--json")
         edge = dep.start_edge("--node-id", "soak", "--fleet", nodes, "--rate", rate, "--count",
                               frames, "--source", "lite-val", "--json", *data_args)
         broker = getattr(dep.broker, "process", None)  # Mosquitto's; amqtt runs in this process

@@ -108,8 +108,7 @@ def test_a_bridge_carries_the_stream_from_an_edge_broker_to_a_cloud_broker(
 def test_a_50_node_fleet_streams_without_loss(deploy, png_source, tmp_path):
     dep = deploy("mosquitto")
     cloud = dep.start_cloud("--json")
-    spy = dep.start("spy", "attack", "live", "--broker", dep.broker.url, "--json",
-                    ready="attacker: listening")
+    spy = dep.start_eavesdropper("--json")
     edge = dep.start_edge("--node-id", "f", "--fleet", 50, "--source", png_source, "--count", 20,
                           "--json")
     assert edge.wait(180) == 0, edge.tail()

@@ -177,8 +177,7 @@ def test_the_emulated_pi_streams_what_the_x86_edge_streams(
     record = tmp_path / "capture.txt"
     with Deployment(tiny_run, "mosquitto") as dep:
         dep.start_cloud()
-        spy = dep.start("spy", "attack", "live", "--broker", dep.broker.url, "--record", record,
-                        ready="attacker: listening")
+        spy = dep.start_eavesdropper("--record", record)
         x86 = stream(dep, "x86", model, png_source)
         arm = stream(dep, f"pi-{release}", model, png_source, pi)
         stream(dep, f"pi-{release}-int8", tiny_run / "mobile_int8.tflite", png_source, pi)
