@@ -20,6 +20,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from splitleak.broker.certs import ensure_tls_files
@@ -112,6 +113,28 @@ def config_text(profile: str, host: str, port: int, directory: Path, tls=None,
               "log_type error", "log_type warning", "log_type notice", "log_type information",
               "log_timestamp_format %Y-%m-%dT%H:%M:%S"]
     return "\n".join(lines) + "\n" + (bridge_text(bridge) if bridge else "")
+
+
+def last_save(directory: Path) -> float | None:
+    """When Mosquitto last finished saving its database in `directory` (unix s); None before
+    its first save. Mosquitto is single-threaded: nothing is acknowledged during a save."""
+    try:
+        return (Path(directory) / "mosquitto.db").stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def wait_for_autosave(directory: Path, timeout: float | None = None) -> float:
+    """Wait for the next save (a new file renamed over mosquitto.db: a new inode); its time.
+    TimeoutError after `timeout` s (default: the autosave interval and 5 s)."""
+    db = Path(directory) / "mosquitto.db"
+    before = db.stat().st_ino if db.exists() else None
+    deadline = time.monotonic() + (AUTOSAVE_SECONDS + 5 if timeout is None else timeout)
+    while not db.exists() or db.stat().st_ino == before:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"mosquitto did not save {db} within the autosave interval")
+        time.sleep(0.01)
+    return last_save(directory)
 
 
 class MosquittoBroker(RunningBroker):

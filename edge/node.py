@@ -9,9 +9,11 @@ On every connect a node publishes its retained status (`wire.encode_status`: onl
 model's sha256, the wire version, when it started); its last will says offline. With MQTT 5
 the broker's refusal of a frame (PUBACK 0x87 from an ACL) is counted apart from
 acknowledgements and streaming stops. At the end the node waits for the acknowledgements,
-then for the predictions, and reports both.
+then for the predictions, and reports both. With `ack_log` it also writes when the broker
+acknowledged each frame (`splitleak bench faults` tells crash losses apart by it).
 """
 
+import csv
 import logging
 import select
 import time
@@ -46,6 +48,7 @@ class EdgeConfig:
     progress: bool = True
     defense: str | None = None  # edge/defences.py spec, applied to every frame
     seed: int | None = None  # the defence noise's seed (None: fresh)
+    ack_log: str | None = None  # CSV node,seq,acked_at (unix s) of every acknowledged frame
 
     def node_ids(self) -> list[str]:
         """The node ids to emulate; checks the settings."""
@@ -86,6 +89,8 @@ class NodeLink:
     predictions: set = field(default_factory=set)  # sequence numbers answered
     round_trips: list = field(default_factory=list)  # seconds, capture -> prediction here
     status_mids: set = field(default_factory=set)  # acks of status messages are not frames
+    acked_at: dict | None = None  # seq -> when the broker acknowledged it (with an ack log)
+    pending: dict = field(default_factory=dict)  # mid -> seq of frames awaiting their ack
 
     @cached_property
     def topic(self) -> str:  # per frame on the hot path: checked and built once
@@ -120,6 +125,8 @@ class NodeLink:
             self.refusal = self.refusal or refusal_text(reason_code)
         else:
             self.acked += 1
+            if self.acked_at is not None and (seq := self.pending.pop(mid, None)) is not None:
+                self.acked_at[seq] = time.time()
 
     def on_message(self, client, userdata, msg):
         if msg.topic != self.prediction_topic:  # amqtt 0.12 leaks retained messages
@@ -174,7 +181,7 @@ class NodeLink:
 
 def stream(cfg: EdgeConfig, images: np.ndarray) -> dict:
     """Publish the activations of `images` (cycled up to `count`) from every node; summary."""
-    links = [NodeLink(n) for n in cfg.node_ids()]
+    links = [NodeLink(n, acked_at={} if cfg.ack_log else None) for n in cfg.node_ids()]
     device = Device(MobileStage(cfg.model), cfg.defense, cfg.seed)
     count = cfg.count if cfg.count is not None else len(images)
     if count < 0 or len(images) == 0:
@@ -188,6 +195,8 @@ def stream(cfg: EdgeConfig, images: np.ndarray) -> dict:
         _wait(links, lambda x: x.acked + x.refused >= x.sent, cfg.ack_timeout)
         _wait(links, lambda x: len(x.predictions) >= x.acked, cfg.prediction_timeout)
         cpu = time.process_time() - cpu
+        if cfg.ack_log:
+            write_ack_log(cfg.ack_log, links)
     finally:
         for link in links:
             link.close()
@@ -205,13 +214,34 @@ def _publish_all(cfg: EdgeConfig, device: Device, images, count: int, links) -> 
         activation, scale, zero = device.publish_raw(images[seq % len(images)])
         for link in links:
             frame = wire.Frame(link.node_id, seq, captured, activation, scale, zero)
-            link.client.publish(link.topic, wire.encode(frame), qos=1)
+            info = link.client.publish(link.topic, wire.encode(frame), qos=1)
+            if link.acked_at is not None:
+                link.pending[info.mid] = seq
             link.sent += 1
         _pump(links, start + (seq + 1) / cfg.rate - time.monotonic() if cfg.rate else 0.0)
         if any(x.refused for x in links):
             log.warning("the broker refuses frames: stopping")
             break
     return time.monotonic() - start
+
+
+def write_ack_log(path: str, links: list[NodeLink]) -> None:
+    """node,seq,acked_at (unix s) of each link's acknowledged frames, by node and seq."""
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["node", "seq", "acked_at"])
+        for link in links:
+            out.writerows((link.node_id, seq, f"{t:.6f}")
+                          for seq, t in sorted(link.acked_at.items()))
+
+
+def read_ack_log(path) -> dict[str, dict[int, float]]:
+    """An ack log as node -> {seq: acked_at}."""
+    acks: dict[str, dict[int, float]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            acks.setdefault(row["node"], {})[int(row["seq"])] = float(row["acked_at"])
+    return acks
 
 
 def _pump(links: list[NodeLink], seconds: float) -> None:

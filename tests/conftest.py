@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,6 @@ def write_pngs(images, folder: Path) -> Path:
     for i, image in enumerate(images):
         (folder / f"{i:03d}.png").write_bytes(to_png(image))
     return folder
-
-
-def wait_for_autosave(directory: Path, timeout: float = 5.0) -> None:
-    """Mosquitto autosaves to a new file renamed over mosquitto.db: wait for a new inode."""
-    db = directory / "mosquitto.db"
-    before = db.stat().st_ino if db.exists() else None
-    deadline = time.monotonic() + timeout
-    while not db.exists() or db.stat().st_ino == before:
-        assert time.monotonic() < deadline, "mosquitto did not autosave"
-        time.sleep(0.01)
 
 
 @pytest.fixture(scope="session")

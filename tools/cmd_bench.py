@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from splitleak.broker.profiles import ENGINES
+from splitleak.tools import bench_all
 from splitleak.tools.cmd_data import add_data_options
 from splitleak.tools.cmd_train import add_run_options, pick_run
 
@@ -75,6 +76,20 @@ def add_arguments(parser) -> None:
     p.add_argument("--rate", type=float, default=100.0, help="frames/s per node (default: 100)")
     p.add_argument("--seconds", type=float, default=60.0, help="how long (default: 60)")
     add_data_options(p)
+    p = _bench(sub, "faults", bench_faults, _print_faults,
+               "crashes mid-stream: broker twice, cloud head, an edge node; what is lost, and why",
+               "Mosquitto only (amqtt keeps nothing across a restart). Two nodes stream at QoS 1 "
+               "with the cloud head attached; a third node is killed (its retained status must "
+               "turn offline: the last will); the broker is killed (SIGKILL) after a save and "
+               "restarted, twice; the cloud head is killed and restarted with its session. Each "
+               "missing frame is lost by design (acknowledged after the broker's last save "
+               "before a kill) or unexplained; exit 1 if any is unexplained, a process did not "
+               "recover or the status is wrong.")
+    _deployment_options(p)
+    p.add_argument("--frames", type=int, default=12_000, help="frames per node (default: 12000)")
+    p.add_argument("--rate", type=float, default=100.0, metavar="HZ",
+                   help="frames/s per node (default: 100)")
+    add_data_options(p)
     p = _bench(sub, "dp", bench_dp, _print_dp,
                "DP-SGD against non-private training: seconds per epoch",
                "Trains the lite target four times in one process, the same network (GroupNorm, "
@@ -86,6 +101,7 @@ def add_arguments(parser) -> None:
     p.add_argument("--limit", type=int, help="train on the first N images (default: all)")
     p.add_argument("--batch", type=int, default=32)
     add_data_options(p)
+    bench_all.add_parser(sub)
 
 
 def _bench(sub, name: str, bench, show, help: str, description: str):
@@ -337,6 +353,39 @@ def _print_soak(r: dict) -> None:
     for name, m in r["memory"].items():
         print(f"  {name}: {m['start_mib']} -> {m['end_mib']} MiB ({m['change']:+.1%})")
     print("passed" if r["passed"] else "FAILED")
+
+
+def bench_faults(args) -> dict:
+    from splitleak.tools import faults
+
+    if args.frames < 1 or args.rate <= 0:
+        raise ValueError("--frames and --rate must be positive")
+    faults.check_engine(args.engine)
+    _finished_run(args)
+    return faults.run(args.run, args.engine, args.frames, args.rate, data_args=(
+        "--omniglot-dir", args.omniglot_dir) if args.omniglot_dir else ())
+
+
+def _print_faults(r: dict) -> None:
+    print(f"faults ({r['engine']}, {len(r['nodes'])} nodes x {r['frames_per_node']} frames at "
+          f"{r['rate_hz']:g} Hz, autosave every {r['autosave_s']} s):")
+    for e in r["events"]:
+        facts = ", ".join(f"{k} {v}" for k, v in e.items() if k not in ("event", "at_s",
+                                                                         "answered_before"))
+        print(f"  {e['at_s']:7.2f} s  {e['event']}: {facts}")
+    for node, n in r["nodes"].items():
+        print(f"  {node}: sent {n['sent']}, acknowledged {n['acknowledged']}, answered "
+              f"{n['answered']}, missing {n['missing']}: lost by design {n['lost_by_design']} "
+              f"(per broker kill {n['lost_per_crash']}), unexplained {n['unexplained']}")
+    d, head = r["dropped"], r["restarted_head"]
+    print(f"  {d['node']} (killed): {d['answered']} answered, {d['gaps']} gaps; status offline "
+          f"after the kill / at the end / to the restarted head: {d['status_after_kill']} / "
+          f"{d['status_at_end']} / {d['restarted_head_says']}")
+    print(f"  restarted head: {head['accepted']} accepted, {head['gaps']} gaps, "
+          f"{head['duplicates']} duplicates; exit codes {r['exit_codes']}")
+    if r["lost_by_design"]:
+        print(f"  {r['lost_by_design']} {r['explanation']}")
+    print("passed" if r["passed"] else "FAILED: " + "; ".join(r["problems"]))
 
 
 def _print_tflite(r: dict) -> None:

@@ -15,6 +15,7 @@ one node, set SPLITLEAK_MQTT_USER to the node id and SPLITLEAK_MQTT_PASSWORD to 
 """
 
 import json
+from pathlib import Path
 
 from splitleak.edge import defences
 from splitleak.tools.cmd_data import add_data_options
@@ -74,6 +75,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                         help="how long to wait for the last predictions (default: 10)")
     add_defense_option(parser)
+    parser.add_argument("--ack-log", metavar="FILE",
+                        help="at the end, write when the broker acknowledged each frame (CSV: "
+                             "node,seq,acked_at in unix seconds)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_data_options(parser)
 
@@ -119,8 +123,11 @@ def run(args) -> int:
     cfg = EdgeConfig(model=args.model, broker=broker_from(args), node_id=args.node_id, rate=args.rate,
                      count=args.count, fleet=args.fleet, ca_file=args.ca, protocol=args.mqtt,
                      credentials=credentials_from(args), prediction_timeout=args.wait,
-                     progress=not args.json, defense=args.defense, seed=args.defense_seed)
+                     progress=not args.json, defense=args.defense, seed=args.defense_seed,
+                     ack_log=args.ack_log)
     defences.parse(args.defense)  # a bad spec is refused before anything loads
+    if args.ack_log:
+        Path(args.ack_log).write_text("")  # an unwritable path fails now, not after the stream
     for node in cfg.node_ids():  # check the settings before loading anything
         cfg.url_for(node)
     summary = stream(cfg, load_source(args.source, args.omniglot_dir))

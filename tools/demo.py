@@ -120,14 +120,18 @@ class Deployment:
 
 class PredictionLog:
     """Subscribes to every node's predictions (or one `node`'s) and keeps the label per
-    sequence number, and per (node, sequence number) how many predictions came."""
+    sequence number, and per (node, sequence number) how many predictions came.
 
-    def __init__(self, url: str, node: str | None = None):
+    With a `client_id` the session is persistent: predictions published while the log is
+    away (a broker restart) wait for it."""
+
+    def __init__(self, url: str, node: str | None = None, client_id: str | None = None):
         self.labels: dict[int, int] = {}
         self.answers: Counter = Counter()  # (node, seq) -> predictions received
         self.bad = 0
         topic = topics.predictions(node) if node else topics.ALL_PREDICTIONS
-        self.client = make_client(url, f"splitleak-demo-{time.time_ns()}")
+        self.client = make_client(url, client_id or f"splitleak-demo-{time.time_ns()}",
+                                  persistent=client_id is not None)
         self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
         connect(self.client)

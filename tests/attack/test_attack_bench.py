@@ -39,3 +39,27 @@ def test_live_bench_reports_a_failing_eavesdropper_at_once(tmp_path):
 
     with pytest.raises(RuntimeError, match="decoder exploded"):
         live_attack(BrokenDecoder(), "amqtt", 5, tmp_path / "broker", timeout=60)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_bench_all_quick_writes_one_report(attack_dir, tiny_run, tmp_path):
+    out = tmp_path / "all.json"
+    result = splitleak("bench", "all", "--quick", "--skip", "demo", "dp", "--run", tiny_run,
+                       "--decoder", attack_dir, "--json", out, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["machine"]["cores"] >= 1 and report["packages"]["numpy"]
+    assert "demo" not in report and "dp" not in report
+    (k, tflite), = report["tflite"].items()
+    assert tflite["runtime"] and set(tflite["results"]) == {
+        "keras", *(f"{m} x{t}" for m in ("mobile.tflite", "mobile_int8.tflite") for t in (1, 2))}
+    pipelines = {(p["engine"], p["fleet"]): p for p in report["pipeline"]}
+    assert set(pipelines) == {(e, n) for e in ("mosquitto", "amqtt") for n in (1, 10)}
+    for p in pipelines.values():
+        assert p["sent"] == p["predictions_received"] > 0 and p["cloud_sequence_gaps"] == 0
+    assert report["attack"]["live"]["reconstructed"] == report["attack"]["live"]["frames"]
+    summary = report["summary"]
+    assert summary[f"tflite_k{k}"]["int8_over_float32"] == tflite["int8_over_float32"]
+    assert f"split after block {k}" in result.stdout and "| pipeline, amqtt, 10 node(s)" in \
+        result.stdout

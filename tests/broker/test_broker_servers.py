@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from splitleak.broker import server, topics, urls, wire
+from splitleak.broker.mosquitto import wait_for_autosave
 from splitleak.broker.server import free_port, start_broker
-from tests.conftest import ENGINES, wait_for_autosave
+from tests.conftest import ENGINES
 
 pytestmark = pytest.mark.e2e
 

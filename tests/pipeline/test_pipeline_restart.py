@@ -13,7 +13,6 @@ import pytest
 
 import splitleak.broker.mosquitto as mosquitto
 from splitleak.tools.demo import PredictionLog
-from tests.conftest import wait_for_autosave
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 FRAMES, RATE = 300, 100
@@ -50,7 +49,7 @@ def test_mosquitto_sigkill_after_a_save_loses_at_most_what_was_in_flight(
     dep = deploy("mosquitto")
 
     def kill_after_save():
-        wait_for_autosave(dep.directory)
+        mosquitto.wait_for_autosave(dep.directory)
         dep.restart_broker(kill=True, pause=0.3)
 
     edge, cloud = stream_with_restart(dep, png_source, kill_after_save, wait=5)

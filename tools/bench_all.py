@@ -1,0 +1,204 @@
+"""`splitleak bench all`: every benchmark, one after another, in one JSON.
+
+In order: the demo from nothing (wall time of `splitleak demo` in a fresh folder: target,
+decoder, stream; the venv install is not in it), TFLite per split depth, the pipeline through
+Mosquitto and amqtt with 1 and 10 nodes, the attacker's reconstruction, DP-SGD against
+non-private training. Each part calls the same code as its own `splitleak bench` command, so
+the numbers mean what they mean there. Runs missing for a split depth are trained first (not
+timed). `summary` holds the headline figures; `markdown` turns it into the README's table.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+
+PARTS = ("demo", "tflite", "pipeline", "attack", "dp")
+PACKAGES = ("tensorflow", "ai-edge-litert", "tflite-runtime", "numpy", "paho-mqtt", "amqtt",
+            "tensorflow-privacy", "dp-accounting")
+# (full, --quick) sizes
+PIPELINE_FRAMES = {1: (3000, 200), 10: (600, 30)}  # frames per node, by fleet size
+SIZES = {"tflite_runs": (300, 30), "attack_frames": (5000, 200), "dp_epochs": (3, 2),
+         "dp_limit": (None, 128)}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("all", help="every benchmark in one run, one JSON",
+                       description=__doc__.split("\n\n")[1].replace("\n", " "))
+    p.set_defaults(_bench=run, _show=show, json=False)
+    p.add_argument("--json", dest="json_file", metavar="FILE", type=Path,
+                   help="also write the report to FILE")
+    p.add_argument("--splits", type=int, nargs="+", default=[1, 2, 3, 4], metavar="K",
+                   help="split depths for the TFLite part (default: 1 2 3 4)")
+    p.add_argument("--run", type=Path, metavar="RUN_DIR",
+                   help="one run for every part instead of runs/lite(-kK) (tests, other runs)")
+    p.add_argument("--decoder", type=Path, default=Path("runs/attack-lite"), metavar="ATTACK_DIR")
+    p.add_argument("--skip", nargs="+", choices=PARTS, default=[], metavar="PART",
+                   help=f"leave parts out: {' '.join(PARTS)}")
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes (seconds, for CI): the numbers are not comparable")
+
+
+def machine() -> dict:
+    """CPU model, cores, memory, OS and Python of this machine."""
+    info = {"platform": platform.platform(), "machine": platform.machine(),
+            "python": platform.python_version(), "cores": os.cpu_count()}
+    for path, key, field in (("/proc/cpuinfo", "cpu", "model name"),
+                             ("/proc/meminfo", "memory", "MemTotal")):
+        try:
+            line = next(line for line in Path(path).read_text().splitlines()
+                        if line.startswith(field))
+            info[key] = line.split(":", 1)[1].strip()
+        except (OSError, StopIteration):
+            info[key] = None
+    return info
+
+
+def packages() -> dict:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    try:
+        out = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, timeout=10)
+        found["mosquitto"] = (out.stdout or out.stderr).splitlines()[0].split()[-1]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        found["mosquitto"] = None
+    return found
+
+
+def _bench(*argv) -> dict:
+    """One `splitleak bench ...` report, parsed with that command's own parser."""
+    from splitleak.tools.cmd_bench import add_arguments
+
+    parser = argparse.ArgumentParser(prog="splitleak bench")
+    add_arguments(parser)
+    args = parser.parse_args([str(a) for a in argv])
+    return args._bench(args)
+
+
+def _demo(folder: Path) -> dict:
+    """`splitleak demo` from nothing in `folder`, as a child process; its wall time."""
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "splitleak.tools.cli", "demo", "--run",
+                           folder / "lite", "--attack-dir", folder / "attack-lite", "--out",
+                           folder / "demo", "--web", "127.0.0.1:0"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise OSError(f"the demo failed: {(done.stderr or done.stdout).strip()[-500:]}")
+    return {"seconds": round(time.monotonic() - start, 1), "command": "splitleak demo",
+            "last_line": done.stdout.strip().splitlines()[-1]}
+
+
+def _tflite_runs(args) -> dict:
+    """Split depth -> run directory, training the missing ones (not timed)."""
+    from splitleak.cloud.data import load_protocol
+    from splitleak.tools.cmd_demo import ensure_run
+    from splitleak.tools.cmd_train import pick_run
+
+    if args.run:
+        return {pick_run(args.run, None)[1]: args.run}
+    runs = dict(sorted((k, pick_run(None, k)[0]) for k in args.splits))
+    proto = None
+    for k, run in runs.items():
+        if not (run / "manifest.json").is_file():
+            proto = proto or load_protocol("lite")
+            ensure_run(run, 20, proto, k)
+    return runs
+
+
+def run(args) -> dict:
+    q = int(args.quick)
+    report = {"bench": "all", "date": date.today().isoformat(), "quick": args.quick,
+              "command": "splitleak bench all" + (" --quick" if args.quick else ""),
+              "machine": machine(), "packages": packages(), "skipped": args.skip}
+    with tempfile.TemporaryDirectory(prefix="splitleak-bench-all-") as folder:
+        if "demo" not in args.skip:
+            print("demo from nothing (about 5 minutes) ...", file=sys.stderr)
+            report["demo"] = _demo(Path(folder))
+    if "tflite" not in args.skip:
+        report["tflite"] = {k: _bench("tflite", run, "--runs", SIZES["tflite_runs"][q])
+                            for k, run in _tflite_runs(args).items()}
+    run_args = ("--run", args.run) if args.run else ()
+    if "pipeline" not in args.skip:
+        report["pipeline"] = [
+            _bench("pipeline", *run_args, "--engine", engine, "--fleet", fleet, "--frames",
+                   PIPELINE_FRAMES[fleet][q])
+            for engine in ("mosquitto", "amqtt") for fleet in PIPELINE_FRAMES]
+    if "attack" not in args.skip:
+        report["attack"] = _bench("attack", "--decoder", args.decoder, "--frames",
+                                  SIZES["attack_frames"][q])
+    if "dp" not in args.skip:
+        limit = SIZES["dp_limit"][q]
+        report["dp"] = _bench("dp", "--epochs", SIZES["dp_epochs"][q],
+                              *(("--limit", limit) if limit else ()))
+    report["summary"] = summary(report)
+    if args.json_file:
+        args.json_file.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def summary(r: dict) -> dict:
+    """The headline figures (medians where the part repeats)."""
+    s = {}
+    if "demo" in r:
+        s["demo_seconds"] = r["demo"]["seconds"]
+    for k, t in r.get("tflite", {}).items():
+        res = t["results"]
+        best = {name: min(v["median_ms"] for key, v in res.items() if key.startswith(name + " "))
+                for name in ("mobile.tflite", "mobile_int8.tflite")}
+        s[f"tflite_k{k}"] = {"runtime": t["runtime"], "keras_ms": round(res["keras"]["median_ms"], 3),
+                             "float32_ms": round(best["mobile.tflite"], 3),
+                             "int8_ms": round(best["mobile_int8.tflite"], 3),
+                             "int8_over_float32": t["int8_over_float32"]}
+    for p in r.get("pipeline", []):
+        s[f"pipeline_{p['engine']}_{p['fleet']}"] = {
+            "frames_per_second": p["cloud_frames_per_second"], "lost": p["lost"],
+            "gaps": p["cloud_sequence_gaps"], "p50_ms": (p["latency_ms"] or {}).get("p50"),
+            "p99_ms": (p["latency_ms"] or {}).get("p99"), "frames": p["sent"]}
+    if "attack" in r:
+        s["attack"] = {"decoder_frames_per_second": r["attack"]["decoder_frames_per_second"],
+                       "live_frames_per_second": r["attack"]["live"]["frames_per_second"]}
+    if "dp" in r:
+        s["dp_over_non_private"] = r["dp"]["ratio"]
+    return s
+
+
+def markdown(r: dict) -> str:
+    """The summary as a Markdown table (the README's, generated)."""
+    s, rows = r["summary"], []
+    for key, v in s.items():
+        if key.startswith("tflite_k"):
+            rows.append((f"ms per image, split after block {key[-1]} ({v['runtime']}, best of "
+                         "1/2 threads)", f"Keras {v['keras_ms']}, float32 {v['float32_ms']}, "
+                         f"int8 {v['int8_ms']}; int8 / float32 {v['int8_over_float32']}"))
+        elif key.startswith("pipeline_"):
+            _, engine, fleet = key.split("_")
+            rows.append((f"pipeline, {engine}, {fleet} node(s), unpaced",
+                         f"{v['frames_per_second']:,} frames/s, {v['frames']:,} frames, "
+                         f"{v['lost']} lost, {v['gaps']} gaps, p50 {v['p50_ms']} ms, "
+                         f"p99 {v['p99_ms']} ms"))
+    if "attack" in s:
+        rows.append(("attacker: frames reconstructed per second",
+                     f"decoder alone {s['attack']['decoder_frames_per_second']:,}, live behind "
+                     f"Mosquitto {s['attack']['live_frames_per_second']:,}"))
+    if "dp_over_non_private" in s:
+        rows.append(("DP-SGD / non-private seconds per epoch", f"{s['dp_over_non_private']}"))
+    if "demo_seconds" in s:
+        rows.append(("`splitleak demo` from nothing (no venv install)", f"{s['demo_seconds']} s"))
+    m = r["machine"]
+    head = (f"`{r['command']}` on {r['date']}: {m['cpu']}, {m['cores']} cores, "
+            f"{m['memory']}, Python {m['python']}\n\n| what | measured |\n|---|---|\n")
+    return head + "\n".join(f"| {a} | {b} |" for a, b in rows) + "\n"
+
+
+def show(r: dict) -> None:
+    print(markdown(r))
