@@ -58,6 +58,8 @@ def machine() -> dict:
             info[key] = line.split(":", 1)[1].strip()
         except (OSError, StopIteration):
             info[key] = None
+    if info["memory"] and info["memory"].endswith(" kB"):
+        info["memory"] = f"{int(info['memory'].split()[0]) / 2**20:.1f} GiB"
     return info
 
 
@@ -115,6 +117,12 @@ def _tflite_runs(args) -> dict:
     return runs
 
 
+def _parity(run: Path) -> dict | None:
+    """The run's own TFLite parity (metrics.json), measured when it was exported."""
+    metrics = Path(run) / "metrics.json"
+    return json.loads(metrics.read_text()).get("parity") if metrics.is_file() else None
+
+
 def run(args) -> dict:
     q = int(args.quick)
     report = {"bench": "all", "date": date.today().isoformat(), "quick": args.quick,
@@ -126,7 +134,7 @@ def run(args) -> dict:
             report["demo"] = _demo(Path(folder))
     if "tflite" not in args.skip:
         report["tflite"] = {k: _bench("tflite", run, "--runs", SIZES["tflite_runs"][q])
-                            for k, run in _tflite_runs(args).items()}
+                            | {"parity": _parity(run)} for k, run in _tflite_runs(args).items()}
     run_args = ("--run", args.run) if args.run else ()
     if "pipeline" not in args.skip:
         report["pipeline"] = [
@@ -159,6 +167,9 @@ def summary(r: dict) -> dict:
                              "float32_ms": round(best["mobile.tflite"], 3),
                              "int8_ms": round(best["mobile_int8.tflite"], 3),
                              "int8_over_float32": t["int8_over_float32"]}
+        if t.get("parity"):
+            s[f"tflite_k{k}"] |= {key: round(t["parity"][key], 4) for key in (
+                "int8_relative_error", "int8_top1_agreement")}
     for p in r.get("pipeline", []):
         s[f"pipeline_{p['engine']}_{p['fleet']}"] = {
             "frames_per_second": p["cloud_frames_per_second"], "lost": p["lost"],
@@ -179,7 +190,10 @@ def markdown(r: dict) -> str:
         if key.startswith("tflite_k"):
             rows.append((f"ms per image, split after block {key[-1]} ({v['runtime']}, best of "
                          "1/2 threads)", f"Keras {v['keras_ms']}, float32 {v['float32_ms']}, "
-                         f"int8 {v['int8_ms']}; int8 / float32 {v['int8_over_float32']}"))
+                         f"int8 {v['int8_ms']}; int8 / float32 {v['int8_over_float32']}"
+                         + (f"; int8 relative error {v['int8_relative_error']}, top-1 "
+                            f"agreement {v['int8_top1_agreement']}"
+                            if "int8_relative_error" in v else "")))
         elif key.startswith("pipeline_"):
             _, engine, fleet = key.split("_")
             rows.append((f"pipeline, {engine}, {fleet} node(s), unpaced",

@@ -54,6 +54,7 @@ def test_tflite_parity(tiny_run, lite):
 
     parity = json.loads((tiny_run / "metrics.json").read_text())["parity"]
     assert parity["images"] >= 100 and parity["float32_max_abs_diff"] <= 1e-4
+    assert parity["int8_relative_error"] <= 0.05 and parity["int8_top1_agreement"] >= 0.99
     images = lite.val.images[:8]
     keras_out = tf.keras.models.load_model(tiny_run / "mobile.keras").predict(images, verbose=0)
     assert np.abs(MobileStage(tiny_run / "mobile.tflite").run(images) - keras_out).max() <= 1e-4
