@@ -10,6 +10,7 @@ with a scale and zero point, which `MobileStage.run` applies on either side.
 
 import hashlib
 import importlib
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -51,13 +52,18 @@ def sha256_file(path) -> str:
 class MobileStage:
     """A TFLite mobile stage: images (N, 105, 105, 1) float32 in, activations out."""
 
-    def __init__(self, path, threads: int = 1):
+    def __init__(self, path, threads: int = 1, xnnpack: bool = True):
+        """`xnnpack=False` runs TFLite's built-in kernels instead of the XNNPACK delegate (for
+        comparison: `splitleak bench tflite`)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"TFLite model not found: {path}")
         self.path, self.sha256 = path, sha256_file(path)
         try:
-            self._interp = _interpreter_class()(model_path=str(path), num_threads=threads)
+            interpreter = _interpreter_class()
+            options = {} if xnnpack else {"experimental_op_resolver_type": sys.modules[
+                interpreter.__module__].OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+            self._interp = interpreter(model_path=str(path), num_threads=threads, **options)
             self._interp.allocate_tensors()
         except ValueError as exc:
             raise ValueError(f"{path} is not a valid TFLite model ({exc})") from exc

@@ -53,7 +53,8 @@ def test_bench_all_quick_writes_one_report(attack_dir, tiny_run, tmp_path):
     assert "demo" not in report and "dp" not in report
     (k, tflite), = report["tflite"].items()
     assert tflite["runtime"] and set(tflite["results"]) == {
-        "keras", *(f"{m} x{t}" for m in ("mobile.tflite", "mobile_int8.tflite") for t in (1, 2))}
+        "keras", *(f"{m} x{t}" for t in (1, 2) for m in (
+            "mobile.tflite", "mobile_int8.tflite", "int8 built-in kernels"))}
     pipelines = {(p["engine"], p["fleet"]): p for p in report["pipeline"]}
     assert set(pipelines) == {(e, n) for e in ("mosquitto", "amqtt") for n in (1, 10)}
     for p in pipelines.values():

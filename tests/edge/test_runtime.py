@@ -69,3 +69,11 @@ def test_edge_check_stops_at_the_bad_pairing_with_that_line(monkeypatch, capsys,
     assert cli.main(["edge", "--check", "--model", str(tmp_path / "m.tflite")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "numpy 2.0.2" in err and "pip install 'numpy<2'" in err
+
+
+def test_builtin_kernels_compute_the_same_int8_stage(tiny_run, lite):
+    images = lite.val.images[:4]
+    xnnpack = runtime.MobileStage(tiny_run / "mobile_int8.tflite")
+    builtin = runtime.MobileStage(tiny_run / "mobile_int8.tflite", xnnpack=False)
+    step = xnnpack.output_quant[0]  # kernels may round differently: a step or two at most
+    assert np.abs(builtin.run(images) - xnnpack.run(images)).max() <= 2 * step + 1e-9

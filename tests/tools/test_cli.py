@@ -35,11 +35,11 @@ def test_bench_tflite_json(tiny_run):
     result = splitleak("bench", "tflite", tiny_run, "--runs", 5, "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
-    assert set(report["results"]) == {"keras", "mobile.tflite x1", "mobile.tflite x2",
-                                      "mobile_int8.tflite x1", "mobile_int8.tflite x2"}
+    assert set(report["results"]) == {"keras", *(f"{m} x{t}" for t in (1, 2) for m in (
+        "mobile.tflite", "mobile_int8.tflite", "int8 built-in kernels"))}
     assert all(r["median_ms"] > 0 and r["runs"] == 5 for r in report["results"].values())
     assert report["runtime"].startswith(("ai-edge-litert ", "tflite-runtime "))
-    assert report["int8_over_float32"] > 0
+    assert report["int8_over_float32"] > 0 and report["int8_builtin_over_float32"] > 0
     # TensorFlow was imported (Keras timing): no GPU-library chatter on a machine without one
     noise = [w for w in ("cuDNN", "cuFFT", "cuBLAS", "TensorRT", "CUDA") if w in result.stderr]
     assert not noise, result.stderr[-2000:]
