@@ -28,6 +28,7 @@ from splitleak.edge.omniglot import content_hashes
 
 QUERY_CHUNK = 256
 SSIM_WEIGHT = 0.3
+SSIM_FILTER, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03  # tf.image.ssim's defaults
 
 
 def loss_function(name: str):
@@ -38,10 +39,27 @@ def loss_function(name: str):
         return pixel
 
     def loss(y_true, y_pred):
-        ssim = tf.reduce_mean(tf.image.ssim(y_true, y_pred, max_val=1.0))
-        return pixel(y_true, y_pred) + SSIM_WEIGHT * (1.0 - ssim)
+        return pixel(y_true, y_pred) + SSIM_WEIGHT * (1.0 - tf.reduce_mean(ssim(y_true, y_pred)))
 
     return loss
+
+
+def ssim(x, y):
+    """tf.image.ssim(x, y, max_val=1.0) per image, with its Gaussian window applied as two 1-D
+    passes over the four local statistics at once: the same value, several times faster."""
+    taps = np.arange(SSIM_FILTER) - (SSIM_FILTER - 1) / 2
+    taps = np.exp(-taps ** 2 / (2 * SSIM_SIGMA ** 2))
+    window = tf.constant(taps / taps.sum(), tf.float32)
+    stats = tf.concat([x, y, x * y, x * x + y * y], axis=-1)
+    for shape in ((SSIM_FILTER, 1), (1, SSIM_FILTER)):
+        kernel = tf.tile(tf.reshape(window, (*shape, 1, 1)), (1, 1, tf.shape(stats)[-1], 1))
+        stats = tf.nn.depthwise_conv2d(stats, kernel, (1, 1, 1, 1), "VALID")
+    mean_x, mean_y, mean_xy, mean_sq = tf.split(stats, 4, axis=-1)
+    c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
+    luminance = (2 * mean_x * mean_y + c1) / (mean_x ** 2 + mean_y ** 2 + c1)
+    contrast = (2 * (mean_xy - mean_x * mean_y) + c2) / \
+        (mean_sq - mean_x ** 2 - mean_y ** 2 + c2)
+    return tf.reduce_mean(luminance * contrast, axis=(1, 2, 3))
 
 
 def query(stage, images: np.ndarray, progress: str | None = None) -> np.ndarray:

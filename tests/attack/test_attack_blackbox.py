@@ -47,6 +47,17 @@ def test_config_validation(bad):
         blackbox.TrainConfig(**bad).validate()
 
 
+@pytest.mark.parametrize("shape", [(4, 105, 105, 1), (2, 30, 40, 3)])
+def test_ssim_matches_tensorflow(rng, shape):
+    import tensorflow as tf
+
+    ink = (rng.random(shape) > 0.8).astype(np.float32)
+    guess = rng.random(shape, dtype=np.float32)
+    for a, b in ((ink, guess), (guess, ink), (ink, ink)):
+        assert np.allclose(blackbox.ssim(tf.constant(a), tf.constant(b)),
+                           tf.image.ssim(a, b, max_val=1.0), atol=1e-6)
+
+
 def test_loss_choice():
     assert blackbox.TrainConfig(arch="seed").resolved_loss() == "mse"
     assert blackbox.TrainConfig().resolved_loss() == "bce+ssim"
