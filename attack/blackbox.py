@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from splitleak.attack import decoders
 from splitleak.attack.config import ARCHS, DEFAULT_ARCH, LOSSES, TrainConfig  # noqa: F401 (re-exported)
-from splitleak.cloud.callbacks import EpochBar, KeepBest
+from splitleak.cloud.callbacks import EpochBar, KeepBest, steady
 from splitleak.edge.omniglot import content_hashes
 
 QUERY_CHUNK = 256
@@ -94,13 +94,13 @@ def augmenter(seed: int) -> tf.keras.Sequential:
 
 
 class QueryPairs(tf.keras.utils.Sequence):
-    """(activation, image) batches; with augmentation, fresh queries every epoch."""
+    """(activation, image) batches of freshly augmented images, queried anew every epoch."""
 
-    def __init__(self, stage, images, activations, batch: int, augment: bool, seed: int):
+    def __init__(self, stage, images, activations, batch: int, seed: int):
         super().__init__()
         self.stage, self.originals, self.batch = stage, images, batch
         self.images, self.activations = images, activations
-        self.augment = augmenter(seed) if augment else None
+        self.augment = augmenter(seed)
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -113,11 +113,10 @@ class QueryPairs(tf.keras.utils.Sequence):
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(len(self.originals))
-        if self.augment is not None:
-            self.images = np.concatenate([  # in chunks: the layers hold the whole batch in memory
-                self.augment(self.originals[i:i + 512], training=True).numpy()
-                for i in range(0, len(self.originals), 512)])
-            self.activations = query(self.stage, self.images)
+        self.images = np.concatenate([  # in chunks: the layers hold the whole batch in memory
+            self.augment(self.originals[i:i + 512], training=True).numpy()
+            for i in range(0, len(self.originals), 512)])
+        self.activations = query(self.stage, self.images)
 
 
 def train(stage, images: np.ndarray, cfg: TrainConfig, progress: bool = True):
@@ -128,7 +127,11 @@ def train(stage, images: np.ndarray, cfg: TrainConfig, progress: bool = True):
     tf.keras.utils.set_random_seed(cfg.seed)
     held = holdout_mask(images, cfg.val_percent)
     activations = query(stage, images, "query target" if progress else None)
-    pairs = QueryPairs(stage, images[~held], activations[~held], cfg.batch, cfg.augment, cfg.seed)
+    if cfg.augment:
+        pairs = QueryPairs(stage, images[~held], activations[~held], cfg.batch, cfg.seed)
+    else:  # tf.data: a Keras Sequence stalled fit for 1-2 s between epochs
+        pairs = steady(tf.data.Dataset.from_tensor_slices((activations[~held], images[~held]))
+                       .shuffle(int((~held).sum()), seed=cfg.seed).batch(cfg.batch))
     decoder = decoders.build(cfg.arch, activations[~held], images.shape[1:])
     decoder.compile(tf.keras.optimizers.Adam(cfg.learning_rate),
                     loss_function(cfg.resolved_loss()), metrics=["mse"])

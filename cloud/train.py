@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from splitleak.cloud import artifacts, export, model
-from splitleak.cloud.callbacks import KeepBest
+from splitleak.cloud.callbacks import KeepBest, steady
 from splitleak.cloud.config import TrainConfig
 from splitleak.cloud.data import Protocol
 
@@ -43,11 +43,7 @@ def dataset(images, labels, cfg: TrainConfig, training: bool) -> tf.data.Dataset
     if training and cfg.augment:
         aug = augmenter(cfg.seed)
         ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    # tf.data's autotuner stalled fit for seconds at many epoch ends (its iterator's teardown)
-    # on 2 cores; without it the batches, and so the run, are the same
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+    return steady(ds)
 
 
 def build(proto: Protocol, cfg: TrainConfig, train):

@@ -79,3 +79,17 @@ def test_training_beats_untrained_decoder(arch, run_dir, lite):
     assert mse(trained) < mse(untrained)
     assert history["kept_epoch"] == 3 and len(history["epochs"]) == 3
     assert history["train_images"] + history["val_images"] == 96
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("augment", [False, True])
+def test_the_same_seed_trains_the_same_decoder(augment, run_dir, lite):
+    stage = MobileStage(run_dir / "mobile.tflite")
+    images = lite.attacker.images[:64]
+    cfg = blackbox.TrainConfig(epochs=2, patience=0, seed=5, augment=augment)
+    (a, ha), (b, hb) = (blackbox.train(stage, images, cfg, progress=False) for _ in range(2))
+    assert ha == hb and len(ha["epochs"]) == 2
+    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+    other, _ = blackbox.train(stage, images, blackbox.TrainConfig(
+        epochs=2, patience=0, seed=6, augment=augment), progress=False)
+    assert not np.array_equal(other.get_weights()[0], a.get_weights()[0])
