@@ -89,7 +89,7 @@ def test_the_same_seed_trains_the_same_decoder(augment, run_dir, lite):
     cfg = blackbox.TrainConfig(epochs=2, patience=0, seed=5, augment=augment)
     (a, ha), (b, hb) = (blackbox.train(stage, images, cfg, progress=False) for _ in range(2))
     assert ha == hb and len(ha["epochs"]) == 2
-    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
     other, _ = blackbox.train(stage, images, blackbox.TrainConfig(
         epochs=2, patience=0, seed=6, augment=augment), progress=False)
     assert not np.array_equal(other.get_weights()[0], a.get_weights()[0])
