@@ -95,23 +95,25 @@ class Deployment:
             args += ["--ca", self.broker.ca_file]
         return args
 
-    def start(self, name: str, *args, ready: str | None = None) -> Node:
-        """`splitleak *args` as a child; waits for a line containing `ready` if given."""
+    def start(self, name: str, *args, ready: str | None = None, wait: bool = True) -> Node:
+        """`splitleak *args` as a child; waits for a line containing `ready` if given, unless
+        `wait` is False (then `node.wait_for(node.ready)` later: children start side by side)."""
         node = Node(name, *args)
+        node.ready = ready
         self.children.append(node)
-        if ready:
+        if ready and wait:
             node.wait_for(ready)
         return node
 
-    def start_cloud(self, *args, run_dir=None) -> Node:
+    def start_cloud(self, *args, run_dir=None, wait: bool = True) -> Node:
         """A cloud head for `run_dir` (default: the deployment's), once it has subscribed."""
         return self.start("cloud", "cloud", "--run", run_dir or self.run_dir, *self.login(),
-                          *args, ready="cloud: ready")
+                          *args, ready="cloud: ready", wait=wait)
 
-    def start_eavesdropper(self, *args) -> Node:
+    def start_eavesdropper(self, *args, wait: bool = True) -> Node:
         """`splitleak attack live` on the broker (pass --decoder, --json, …), once subscribed."""
         return self.start("eavesdropper", "attack", "live", "--broker", self.broker.url, *args,
-                          ready="attacker: listening")
+                          ready="attacker: listening", wait=wait)
 
     def start_edge(self, *args, model: str = "mobile.tflite") -> Node:
         """An edge node running the run's `model`; pass --node-id, --source, --count, …"""
@@ -181,12 +183,10 @@ def offline_labels(run_dir: Path, images: np.ndarray, defense: str | None = None
 
 
 def start_attacker(dep: Deployment, attack_dir, web: str, save: Path, count: int) -> Node:
-    """The eavesdropper: an ordinary subscriber of the activation topic, with its live page."""
-    spy = dep.start_eavesdropper("--decoder", attack_dir, "--web", web, "--save", save,
-                                 "--count", count, "--json")
-    page = next((line.split()[-1] for line in spy.output if "live page at" in line), None)
-    print(f"attacker: pid {spy.proc.pid}, live page at {page}", flush=True)
-    return spy
+    """The eavesdropper: an ordinary subscriber of the activation topic, with its live page
+    (started, not yet waited for)."""
+    return dep.start_eavesdropper("--decoder", attack_dir, "--web", web, "--save", save,
+                                  "--count", count, "--json", wait=False)
 
 
 def saved_reconstructions(folder: Path, node: str, count: int) -> np.ndarray:
@@ -211,11 +211,15 @@ def run_pipeline(run_dir: Path, proto, count: int | None = None, engine: str = "
     node = "demo-node"
     with Deployment(run_dir, engine) as dep:
         print(f"broker: {engine} at {dep.broker.url}")
-        cloud = dep.start_cloud("--json")
+        cloud = dep.start_cloud("--json", wait=False)  # both load TensorFlow: side by side
+        spy = start_attacker(dep, attack_dir, web, out / "reconstructions", count) \
+            if attack_dir else None
+        cloud.wait_for(cloud.ready)
         print(f"cloud head: pid {cloud.proc.pid}, subscribed")
-        spy = None
-        if attack_dir:
-            spy = start_attacker(dep, attack_dir, web, out / "reconstructions", count)
+        if spy is not None:
+            spy.wait_for(spy.ready)
+            page = next((line.split()[-1] for line in spy.output if "live page at" in line), None)
+            print(f"attacker: pid {spy.proc.pid}, live page at {page}", flush=True)
         predictions = PredictionLog(dep.broker.url)
         dep.callback(predictions.close)
         guard = ("--defense", defense, "--defense-seed", defense_seed) if defense else ()

@@ -15,6 +15,7 @@ class Node:
 
     def __init__(self, name: str, *args):
         self.name = name
+        self.ready: str | None = None  # the line that says it is up (Deployment.start)
         cmd = [sys.executable, "-m", "splitleak.tools.cli", *map(str, args)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, start_new_session=True)  # Ctrl-C reaches us, we stop it
