@@ -227,6 +227,10 @@ def run_pipeline(run_dir: Path, proto, count: int | None = None, engine: str = "
                               "--rate", rate, "--json", *guard)
         print(f"edge node: pid {edge.proc.pid}, streaming {count} validation images"
               + (f" at {rate:g} Hz" if rate else ""), flush=True)
+        # while it streams: the same images classified offline, and the report's imports
+        expected = offline_labels(run_dir, images[:count], defense, defense_seed)
+        if spy is not None:
+            from splitleak.tools import report
         if edge.wait(timeout) != 0:
             raise RuntimeError(f"the edge node failed:\n{edge.tail()}")
         complete = predictions.wait_for(count, timeout=60)
@@ -236,7 +240,6 @@ def run_pipeline(run_dir: Path, proto, count: int | None = None, engine: str = "
         if spy is not None and spy.wait(60) != 0:
             raise RuntimeError(f"the eavesdropper failed:\n{spy.tail()}")
     got = np.array([predictions.labels.get(i, -1) for i in range(count)])
-    expected = offline_labels(run_dir, images[:count], defense, defense_seed)
     result = {
         "frames": count,
         "predictions_received": len(predictions.labels),
@@ -250,7 +253,6 @@ def run_pipeline(run_dir: Path, proto, count: int | None = None, engine: str = "
     }
     if spy is not None:
         from splitleak.cloud import artifacts
-        from splitleak.tools import report
 
         result["attacker"] = spy.json()
         recons = saved_reconstructions(out / "reconstructions", node, count)
