@@ -35,9 +35,10 @@ def atomic_dir(out, force: bool = False):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def versions() -> dict:
+def versions(packages=PACKAGES) -> dict:
+    """Python's version and each installed package's (missing ones left out)."""
     found = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in packages:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 from datetime import date
-from importlib import metadata
 from pathlib import Path
 
 PARTS = ("demo", "tflite", "pipeline", "attack", "dp")
@@ -64,12 +63,10 @@ def machine() -> dict:
 
 
 def packages() -> dict:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
+    """The benchmarked packages' versions (missing ones left out), and Mosquitto's."""
+    from splitleak.cloud.artifacts import versions
+
+    found = versions(PACKAGES)
     try:
         out = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, timeout=10)
         found["mosquitto"] = (out.stdout or out.stderr).splitlines()[0].split()[-1]
@@ -167,10 +164,9 @@ def summary(r: dict) -> dict:
     if "demo" in r:
         s["demo_seconds"] = r["demo"]["seconds"]
     for k, t in r.get("tflite", {}).items():
-        res = t["results"]
-        best = {name: min(v["median_ms"] for key, v in res.items() if key.startswith(name + " "))
-                for name in ("mobile.tflite", "mobile_int8.tflite")}
-        s[f"tflite_k{k}"] = {"runtime": t["runtime"], "keras_ms": round(res["keras"]["median_ms"], 3),
+        best = t["best_ms"]
+        s[f"tflite_k{k}"] = {"runtime": t["runtime"],
+                             "keras_ms": round(t["results"]["keras"]["median_ms"], 3),
                              "float32_ms": round(best["mobile.tflite"], 3),
                              "int8_ms": round(best["mobile_int8.tflite"], 3),
                              "int8_over_float32": t["int8_over_float32"],

@@ -222,7 +222,7 @@ def bench_tflite(args) -> dict:
             for name in ("mobile.tflite", "mobile_int8.tflite", "int8 built-in kernels")}
     return {"bench": "tflite", "run_dir": str(args.run_dir), "machine": platform.machine(),
             "runtime": runtime_name(), "threads": list(args.threads), "batch": 1,
-            "results": results,
+            "results": results, "best_ms": best,
             "int8_over_float32": round(best["mobile_int8.tflite"] / best["mobile.tflite"], 3),
             "int8_builtin_over_float32": round(best["int8 built-in kernels"]
                                                / best["mobile.tflite"], 3)}
