@@ -4,8 +4,9 @@ Prefers LiteRT (ai-edge-litert: 64-bit Linux, Apple silicon, Windows; Python 3.1
 falls back to tflite-runtime, installed only where LiteRT has no wheel (32-bit Raspberry Pi
 OS). tflite-runtime 2.14 breaks with numpy 2, so that pairing is refused when the interpreter
 is looked up, before any model loads.
-A float32 model takes and returns float32; a full-integer model takes int8 and returns int8
-with a scale and zero point, which `MobileStage.run` applies on either side.
+A float32 model takes and returns float32. Our int8 file takes float32 (its first op quantises)
+and returns int8 with a scale and zero point, which `MobileStage.run` applies; a full-integer
+model that takes int8 (older exports) has its input quantised here.
 """
 
 import hashlib

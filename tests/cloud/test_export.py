@@ -37,6 +37,39 @@ def test_folding_keeps_the_function(split_after):
                                atol=1e-5 * np.abs(reference).max())
 
 
+@pytest.mark.parametrize("norm,split_after", [("batch", 1), ("batch", 4), ("group", 2)])
+def test_blocking_the_first_convolution_keeps_the_function(norm, split_after):
+    mobile = model.mobile_stage(norm, split_after)
+    deployed = export.folded(with_statistics(mobile)) if norm == "batch" else mobile
+    grouped = export.blocked(deployed)
+    first = grouped.get_layer("conv1_blocked")
+    assert first.kernel.shape == (7, 2, 7, 7 * 32)  # 7 columns a group, 7 column phases out
+    assert grouped.output_shape == deployed.output_shape
+    images = np.random.default_rng(2).random((4, *model.INPUT_SHAPE), np.float32)
+    reference = deployed(images, training=False).numpy()
+    np.testing.assert_allclose(grouped(images, training=False).numpy(), reference,
+                               atol=1e-5 * np.abs(reference).max())
+
+
+def test_blocking_leaves_what_it_does_not_fit_alone():
+    for shape, kwargs in [((105, 105, 3), {}), ((105, 105, 1), {"strides": 2}),
+                          ((103, 103, 1), {})]:  # colour, strided, a width with no divisor 6..13
+        inputs = tf.keras.Input(shape)
+        mobile = tf.keras.Model(inputs, tf.keras.layers.Conv2D(4, 7, **kwargs)(inputs))
+        assert export.blocked(mobile) is mobile
+
+
+def test_the_int8_file_is_blocked_and_quantises_its_own_input(tmp_path):
+    tensors = export.export(with_statistics(model.mobile_stage("batch", 1)),
+                            np.random.default_rng(3).random((8, *model.INPUT_SHAPE), np.float32),
+                            tmp_path)
+    assert tensors["mobile_int8.tflite"]["input"]["dtype"] == "float32"
+    assert tensors["mobile_int8.tflite"]["output"]["dtype"] == "int8"
+    interpreter = MobileStage(tmp_path / "mobile_int8.tflite")._interp
+    kinds = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert kinds[:3] == ["QUANTIZE", "RESHAPE", "CONV_2D"] and "PAD" not in kinds, kinds
+
+
 @pytest.mark.parametrize("norm", ["group", "none"])
 def test_nothing_to_fold_leaves_the_model_alone(norm):
     mobile = model.mobile_stage(norm, 2)
