@@ -98,11 +98,13 @@ def blocked(mobile: tf.keras.Model) -> tf.keras.Model:
     input groups), and one "same"-padded convolution over the groups computes all B column
     phases at once: output channel p * C + o is filter o at column p of the group, its taps
     placed by column, zeros elsewhere. A reshape puts the phases back into columns and a crop
-    keeps the valid window. Exact; about 2.6x the multiply-adds (7x7 filter), on kernels that
-    do them fast. Models it does not fit are returned unchanged."""
+    keeps the valid window. Exact; 2.2x the multiply-adds (7x7 filter, 105 wide), on kernels that
+    do them fast. `mobile` is a chain of layers (as model.py builds); one whose first layer does
+    not fit is returned unchanged."""
     conv = mobile.layers[1]
     if not isinstance(conv, tf.keras.layers.Conv2D) or mobile.input_shape[-1] != 1 or \
-            conv.padding != "valid" or conv.strides != (1, 1) or conv.dilation_rate != (1, 1):
+            conv.padding != "valid" or conv.strides != (1, 1) or conv.dilation_rate != (1, 1) \
+            or not conv.use_bias:
         return mobile
     (height, width, _), (kh, kw) = mobile.input_shape[1:], conv.kernel_size
     block = next((b for b in range(max(kw - 1, 2), 2 * kw) if width % b == 0), None)
