@@ -14,7 +14,8 @@ Model identity: a node's retained status names the sha256 of its mobile stage. A
 hash is neither the run's mobile.tflite nor its mobile_int8.tflite (manifest.json "artifacts")
 is refused, logged once naming both hashes, and its frames are rejected as "model_mismatch".
 A node that never sent a status is served. A new `started_at` in a node's status starts a new
-sequence (the node restarted and counts from 0 again).
+sequence (the node restarted and counts from 0 again); the first status a head sees does not
+(a restarted head gets its session's queued frames before the retained status).
 
 Delivery: each activation is acknowledged to the broker (PUBACK) only after its prediction was
 handed to the client, so a head killed mid-batch leaves its unanswered frames in its session,
@@ -285,7 +286,8 @@ class CloudHead:
         if status["state"] == "online":
             self._check_model(node, status)
             if status["started_at"] != stats.started_at:
-                stats.restart()
+                if stats.started_at is not None:  # the first status (it may come after frames
+                    stats.restart()               # from the session) continues the sequence
                 stats.started_at = status["started_at"]
 
     def _check_model(self, node: str, status: dict) -> None:

@@ -141,6 +141,17 @@ def test_cloud_answers_duplicates_once_and_restarts_with_the_node(head):
     assert head.accepted - before == 4 and counts(head, "n1")["duplicates"] == 1
 
 
+def test_a_first_status_after_frames_does_not_start_a_new_sequence(head):
+    """A restarted head gets its session's queued frames before the node's retained status
+    (that comes only after it subscribes again): the status must not split the sequence, or a
+    redelivery after it is answered twice and the frames before it count as gaps."""
+    sha = sha256_file(head.run_dir / "mobile.tflite")
+    head.handle([frame("late", s) for s in (10, 11, 12)])
+    head.handle([status("late", sha, 5.0), frame("late", 11), frame("late", 13)])
+    assert counts(head, "late") == {"frames": 4, "gaps": 0, "duplicates": 1, "state": "online",
+                                    "refused": False}
+
+
 def test_cloud_survives_bad_messages(head, monkeypatch):
     bad = [("splitleak/a b/activations", frame("n2", 0)[1]), (topics.activations("n2"), b"junk"),
            (topics.status("n2"), b"{}"), (topics.activations("n2"), frame("other", 0)[1])]
