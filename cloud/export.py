@@ -4,7 +4,7 @@ Both files hold `folded(mobile)`: the seed's conv -> relu -> BatchNorm order lea
 BatchNorm after the relu, where the converter cannot fold it; left in, it becomes a per-channel
 multiply and add that int8 quantises per tensor (the activation's relative error was 0.18-0.37).
 The int8 file also has its first convolution `blocked` for XNNPACK's int8 kernels (int8 went
-from 1.7-3.4x float32's time to 0.44-0.81x; `splitleak bench tflite`).
+from 1.7-3.4x float32's time to 0.50-0.87x: `splitleak bench all`, README).
 
 Parity is measured with the edge's own interpreter (edge/runtime.py), the code that will run
 on the device: float32 must match Keras to 1e-4 (relative to the largest activation when that
@@ -113,11 +113,9 @@ def blocked(mobile: tf.keras.Model) -> tf.keras.Model:
     kernel, bias = conv.get_weights()
     filters = kernel.shape[-1]
     wide = np.zeros((kh, 2, block, block, filters), np.float32)  # row, group, in, out column
-    for t in range(2):
-        for q in range(block):
-            for p in range(block):
-                if 0 <= t * block + q - p < kw:
-                    wide[:, t, q, p] = kernel[:, t * block + q - p, 0]
+    for p in range(block):  # output column p reads columns p .. p + kw - 1 from its group on
+        for d in range(kw):
+            wide[:, (p + d) // block, (p + d) % block, p] = kernel[:, d, 0]
     layers = tf.keras.layers
     x = inputs = tf.keras.Input(mobile.input_shape[1:], name="image")
     x = layers.Reshape((height, width // block, block))(x)

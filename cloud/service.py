@@ -72,6 +72,14 @@ class NodeStats:
         self.closed_gaps += self._open_gaps()
         self._new_sequence()
 
+    def started(self, at: float) -> None:
+        """The node's status says it started `at`: a new start begins a new sequence. The first
+        one seen continues the current sequence (a restarted head gets the frames queued in its
+        session before the retained status)."""
+        if self.started_at is not None and at != self.started_at:
+            self.restart()
+        self.started_at = at
+
     def add(self, seq: int) -> bool:
         """Record `seq`; False if it is a duplicate."""
         if seq in self._recent:
@@ -285,10 +293,7 @@ class CloudHead:
         log.info("node %s is %s", node, status["state"])
         if status["state"] == "online":
             self._check_model(node, status)
-            if status["started_at"] != stats.started_at:
-                if stats.started_at is not None:  # the first status (it may come after frames
-                    stats.restart()               # from the session) continues the sequence
-                stats.started_at = status["started_at"]
+            stats.started(status["started_at"])
 
     def _check_model(self, node: str, status: dict) -> None:
         """Refuse or accept `node` by the model and wire version its status announces."""
