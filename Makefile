@@ -37,6 +37,7 @@ test: venv system-deps
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 # The edge node's install on its own (no TensorFlow), with any Python the package accepts, e.g.
 # make edge-check EDGE_PYTHON=python3.13 EDGE_VENV=.venv-edge-3.13

@@ -129,7 +129,7 @@ def train(stage, images: np.ndarray, cfg: TrainConfig, progress: bool = True):
     activations = query(stage, images, "query target" if progress else None)
     if cfg.augment:
         pairs = QueryPairs(stage, images[~held], activations[~held], cfg.batch, cfg.seed)
-    else:  # tf.data: a Keras Sequence stalled fit for 1-2 s between epochs
+    else:  # tf.data: a Keras Sequence stalled fit between epochs
         pairs = steady(tf.data.Dataset.from_tensor_slices((activations[~held], images[~held]))
                        .shuffle(int((~held).sum()), seed=cfg.seed).batch(cfg.batch))
     decoder = decoders.build(cfg.arch, activations[~held], images.shape[1:])

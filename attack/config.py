@@ -40,6 +40,9 @@ class TrainConfig:
         return self.loss
 
 
+WHITEBOX_IMAGES = 64  # test images a white-box evaluation inverts by default (each is optimised)
+
+
 @dataclass
 class WhiteboxConfig:
     """rMLE settings (attack/whitebox.py). `prior_weight` pulls each image toward its start when

@@ -20,7 +20,7 @@ from PIL import Image
 from splitleak.attack.blackbox import reconstruct
 from splitleak.broker import capture, topics
 from splitleak.broker.inbox import FrameInbox
-from splitleak.broker.urls import connect, make_client, refusal_text
+from splitleak.broker.urls import DEFAULT_MQTT, connect, make_client, refusal_text
 
 log = logging.getLogger("splitleak.attack")
 
@@ -45,7 +45,7 @@ def save_png(root: Path, frame, png: bytes) -> None:
 
 class Eavesdropper:
     def __init__(self, decoder, broker: str, topic: str = topics.ALL_ACTIVATIONS, ca_file=None,
-                 protocol: str = "3.1.1", save_dir=None, record=None, batch: int = 64):
+                 protocol: str = DEFAULT_MQTT, save_dir=None, record=None, batch: int = 64):
         self.decoder, self.topic, self.batch = decoder, topic, batch
         self.inbox = FrameInbox(decoder.input_shape[1:] if decoder else None, log)
         self.frames = self.reconstructed = 0

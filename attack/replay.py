@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from splitleak.attack import live
+from splitleak.attack import live, scoring
 from splitleak.broker import capture
 from splitleak.broker.inbox import FrameInbox
 
@@ -41,14 +41,12 @@ def originals(frames, truth: np.ndarray | None) -> np.ndarray | None:
 def score(frames, rejected: dict, recons: np.ndarray, capture_path,
           truth: np.ndarray | None = None, attacker_mean=None) -> dict:
     """What the capture held, and the scores per node against `truth` if given; writes nothing."""
-    from splitleak.attack import evaluate
-
     result = {"capture": str(capture_path), "frames": len(frames), "rejected": rejected,
               "nodes": dict(Counter(f.node_id for f in frames))}
     if truth is None:
-        return result | evaluate.unscored(len(frames))
+        return result | scoring.unscored(len(frames))
     groups = np.array([f.node_id for f in frames])
-    return result | evaluate.score(originals(frames, truth), recons, groups, attacker_mean)
+    return result | scoring.score(originals(frames, truth), recons, groups, attacker_mean)
 
 
 def save_pngs(folder, prefix: str, frames, recons: np.ndarray) -> None:

@@ -13,12 +13,8 @@ import tempfile
 from pathlib import Path
 
 from splitleak.cloud import artifacts
+from splitleak.cloud.rundir import DECODER, EVAL, HISTORY, MANIFEST
 from splitleak.edge.runtime import sha256_file
-
-DECODER = "decoder.keras"
-MANIFEST = "manifest.json"
-HISTORY = "history.json"
-EVAL = "eval.json"
 
 
 def target_info(path) -> dict:

@@ -17,7 +17,6 @@ optimisation then fits the activation near images like the attacker's own.
 """
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -45,12 +44,11 @@ def intercepted(run_dir, mobile, images: np.ndarray, defense: str | None = None,
                 seed: int | None = None) -> np.ndarray:
     """The activations the device would publish: mobile.tflite (else Keras), then `defense`."""
     from splitleak.attack.blackbox import query
-    from splitleak.edge.defences import Device
-    from splitleak.edge.runtime import MobileStage
+    from splitleak.cloud import rundir
 
-    path = Path(run_dir) / "mobile.tflite"
+    path = rundir.mobile(run_dir)
     if path.is_file():
-        return query(Device(MobileStage(path), defense, seed), images, "query target")
+        return query(rundir.device(run_dir, defense, seed), images, "query target")
     if defense:
         raise FileNotFoundError(f"{path} not found: a defence needs the device's TFLite stage")
     return mobile.predict(images, batch_size=256, verbose=0)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from splitleak.broker.certs import ensure_tls_files
 from splitleak.broker.profiles import write_private
-from splitleak.broker.server import RunningBroker
+from splitleak.broker.running import RunningBroker
 
 logger = logging.getLogger(__name__)
 

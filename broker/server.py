@@ -6,92 +6,23 @@
 Every file the broker needs (configuration, password and ACL files, certificates,
 credentials.json, persistence database, log) lives in `directory`. `start_broker` returns
 once the port accepts connections and raises OSError with the reason otherwise.
-See `profiles` for what open/auth/tls mean; engine differences are in the engine modules.
+See `profiles` for what open/auth/tls mean; engine differences are in the engine modules
+(`mosquitto`, `amqtt_engine`), which build on `running` and never import this module.
 """
 
 import errno
-import signal
 import socket
-import subprocess
-import time
 from pathlib import Path
 
 from splitleak.broker import profiles
-from splitleak.broker.urls import BrokerURL
+from splitleak.broker.running import RunningBroker, port_open, stop_process, wait_for_port
+
+# RunningBroker and the process and port helpers live in `running`, below this module and the
+# engines (which import them from there); they are re-exported here for callers outside broker/.
+__all__ = ["ENGINES", "RunningBroker", "check_port_free", "free_port", "port_open", "start_broker",
+           "stop_process", "wait_for_port"]
 
 ENGINES = profiles.ENGINES
-
-
-class RunningBroker:
-    """A started broker. Subclasses implement `stop`, `kill`, `wait` and `is_running`."""
-
-    engine = ""
-
-    def __init__(self, profile: str, host: str, port: int, directory: Path,
-                 passwords: dict[str, str], ca_file: Path | None):
-        self.profile = profile
-        self.host = host
-        self.port = port
-        self.directory = directory
-        self.passwords = passwords  # empty for the open profile
-        self.ca_file = ca_file  # the CA clients must trust (tls profile), else None
-
-    @property
-    def client_host(self) -> str:
-        """Where clients connect: a wildcard listen address becomes the loopback address."""
-        return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
-
-    @property
-    def url(self) -> str:
-        """The broker URL without credentials."""
-        return self._url(None, None).full()
-
-    def url_for(self, user: str) -> str:
-        """The URL with `user`'s credentials (just `url` for the open profile)."""
-        if self.profile == "open":
-            return self.url
-        if user not in self.passwords:
-            raise ValueError(f"no user {user!r}: users are {', '.join(self.passwords)}")
-        return self._url(user, self.passwords[user]).full()
-
-    def _url(self, user, password) -> BrokerURL:
-        scheme = "mqtts" if self.profile == "tls" else "mqtt"
-        return BrokerURL(scheme, self.client_host, self.port, user, password)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        raise NotImplementedError
-
-    def kill(self) -> None:
-        """Stop abruptly, as a crash would (mosquitto: SIGKILL)."""
-        raise NotImplementedError
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the broker has stopped (or `timeout` passes); True if it stopped."""
-        raise NotImplementedError
-
-    def is_running(self) -> bool:
-        raise NotImplementedError
-
-    def __enter__(self) -> "RunningBroker":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"<{self.engine} broker, profile {self.profile}, {self.url}>"
-
-
-def stop_process(proc: subprocess.Popen, timeout: float) -> int:
-    """SIGTERM a child, SIGKILL it if it has not ended within `timeout` s; its exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -114,24 +45,6 @@ def check_port_free(host: str, port: int) -> None:
                 raise OSError(errno.EADDRINUSE, f"port {port} on {host} is already in use: "
                               "stop the other broker or pick another --port") from None
             raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-
-
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def wait_for_port(host: str, port: int, timeout: float, alive=lambda: True) -> None:
-    """Poll until host:port accepts TCP connections; TimeoutError if not, or if `alive()` fails."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive():
-        if port_open(host, port):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"broker did not open {host}:{port} within {timeout:g} s")
 
 
 def start_broker(engine: str = "amqtt", profile: str = "open", port: int = 1883,
@@ -165,6 +78,8 @@ def start_broker(engine: str = "amqtt", profile: str = "open", port: int = 1883,
                                                                         passwords)
     check_port_free(host, port)
     options = {"bridge": bridge} if bridge else {}
+    # Imported on use: the engines need the broker extra (amqtt, cryptography); the rest of this
+    # module does not.
     if engine == "mosquitto":
         from splitleak.broker.mosquitto import start_mosquitto as start
     else:

@@ -57,15 +57,19 @@ def status(node: str) -> str:
     return f"{PREFIX}/{check_node_id(node)}/status"
 
 
-def node_from_topic(topic: str) -> str:
-    """The node id in a splitleak topic; ValueError for any other topic."""
+def parse_topic(topic: str) -> tuple[str, str]:
+    """(node id, kind) of a splitleak topic, kind one of KINDS; ValueError for any other topic."""
     parts = topic.split("/")
     if len(parts) != 3 or parts[0] != PREFIX or parts[2] not in KINDS:
         raise ValueError(f"{topic!r} is not a splitleak topic ({PREFIX}/<node>/<kind>)")
-    return check_node_id(parts[1])
+    return check_node_id(parts[1]), parts[2]
+
+
+def node_from_topic(topic: str) -> str:
+    """The node id in a splitleak topic; ValueError for any other topic."""
+    return parse_topic(topic)[0]
 
 
 def kind_from_topic(topic: str) -> str:
     """'activations', 'predictions' or 'status'; ValueError for a foreign topic."""
-    node_from_topic(topic)
-    return topic.rsplit("/", 1)[1]
+    return parse_topic(topic)[1]

@@ -36,7 +36,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
-PROTOCOLS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
+PROTOCOLS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}  # the MQTT versions every node speaks
+MQTT_VERSIONS = tuple(PROTOCOLS)
+DEFAULT_MQTT = "3.1.1"  # the default: every broker speaks it (MQTT 5 says why it refuses)
 NEVER_EXPIRE = 0xFFFFFFFF  # MQTT 5 session expiry interval meaning "keep the session forever"
 ENV_USER, ENV_PASSWORD = "SPLITLEAK_MQTT_USER", "SPLITLEAK_MQTT_PASSWORD"
 NAME_MISMATCH = (62, 64)  # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
@@ -134,7 +136,7 @@ def url_for_user(url: str | BrokerURL, user: str, credentials: dict[str, str],
 
 
 def make_client(url: str | BrokerURL, client_id: str, *, ca_file: str | Path | None = None,
-                insecure: bool = False, protocol: str = "3.1.1", persistent: bool = False,
+                insecure: bool = False, protocol: str = DEFAULT_MQTT, persistent: bool = False,
                 keepalive: int = 30, max_inflight: int = 100) -> mqtt.Client:
     """A configured paho client (callback API v2); nothing is sent until `connect`.
 
@@ -263,8 +265,8 @@ def connect(client: mqtt.Client, timeout: float = 10.0, thread: bool = True) -> 
 class CallerLoop:
     """Does a connected client's network work in the caller's thread, instead of paho's.
 
-    Without a second thread no message waits for the GIL to change hands, which at 1,000
-    messages/s costs tens of milliseconds of tail latency. Call `step` often (well within
+    Without a second thread no message waits for the GIL to change hands, which at high message
+    rates shows in the tail latency. Call `step` often (well within
     the keepalive); after a lost connection it reconnects with paho's backoff, 1 s doubling
     up to 30 s, and paho then resends the unacknowledged QoS 1 messages.
     """

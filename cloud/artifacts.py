@@ -47,9 +47,9 @@ def versions(packages=PACKAGES) -> dict:
 
 
 def hash_artifacts(folder) -> dict:
-    """sha256 of every file in a folder (not recursing), by file name."""
-    return {p.name: sha256_file(p) for p in sorted(Path(folder).iterdir())
-            if p.is_file() and p.name != "manifest.json"}
+    """sha256 of every file in a folder (not recursing), by file name: called before the
+    manifest that lists them is written."""
+    return {p.name: sha256_file(p) for p in sorted(Path(folder).iterdir()) if p.is_file()}
 
 
 def write_json(path, data) -> None:

@@ -141,3 +141,22 @@ def load_protocol(name: str, omniglot_dir=None, leaky: bool = False) -> Protocol
 
 def _concat(a: ImageSet, b: ImageSet) -> ImageSet:
     return ImageSet(np.concatenate([a.images, b.images]), np.concatenate([a.alphabets, b.alphabets]))
+
+
+SOURCES = "lite-val | lite-test | folder:DIR | zip:FILE"
+DEFAULT_SOURCE = "lite-val"  # what the device classifies: the target's validation images
+
+
+def load_source(source: str, omniglot_dir=None) -> np.ndarray:
+    """Images (N, 105, 105, 1) float32, ink = 1, for an edge --source string."""
+    from splitleak.edge import omniglot
+
+    kind, _, arg = source.partition(":")
+    if source in ("lite-val", "lite-test"):
+        proto = load_protocol("lite", omniglot_dir)
+        return (proto.val if source == "lite-val" else proto.test).images
+    if kind == "folder" and arg:
+        return omniglot.read_folder(arg)[0]
+    if kind == "zip" and arg:
+        return omniglot.read_zip(arg).images
+    raise ValueError(f"unknown --source {source!r}; expected {SOURCES}")

@@ -10,14 +10,15 @@ takes the layer, its input and the tape's `watch`, and returns its output, the t
 gradient it needs, and a function from that gradient to its variables' per-example gradients). The clipped
 sum is then a weighted sum over the batch; no second pass.
 
-Why not tensorflow-privacy's training routes (measured here, lite target, batch 32, 2 cores):
-`DPKeras*Optimizer` computes a Jacobian, one backward pass per example (31x plain training);
+Why not tensorflow-privacy's training routes (their costs: README, Differential privacy, and
+`splitleak bench dp`): `DPKeras*Optimizer` computes a Jacobian, one backward pass per example;
 `DPModel` (make_dp_model_class) with our Conv2D and GroupNormalization entries in its
-fast-clipping registry runs the model twice: 3.2x. Without a registry it maps the per-example
+fast-clipping registry runs the model twice. Without a registry it maps the per-example
 gradient over the batch with tf.vectorized_map (`--dp-engine tf-privacy`, `wrap` below): a bit
-faster than this route on fixed shuffled batches (`bench dp`), but it divides by the rows it
-gets, so Poisson batches with a constant divisor would need padding (72 rows for B = 32, about
-3.0x): it is allowed with shuffled batches only. Its XLA build fails under op determinism.
+faster than this route on fixed shuffled batches, but it divides by the rows it gets, so
+Poisson batches with a constant divisor would need padding every draw (to 72 rows for B = 32)
+with zero-weight rows that cost as much as real ones: it is allowed with shuffled batches only.
+Its XLA build fails under op determinism.
 
 - No BatchNorm (it mixes the examples of a batch) and no Dropout: `model.stages(dropout=0)`.
 - Poisson batches (`PoissonBatches`): each step draws every training example independently with

@@ -2,9 +2,10 @@
 
 Both files hold `folded(mobile)`: the seed's conv -> relu -> BatchNorm order leaves each
 BatchNorm after the relu, where the converter cannot fold it; left in, it becomes a per-channel
-multiply and add that int8 quantises per tensor (the activation's relative error was 0.18-0.37).
-The int8 file also has its first convolution `blocked` for XNNPACK's int8 kernels (int8 went
-from 1.7-3.4x float32's time to 0.50-0.87x: `splitleak bench all`, README).
+multiply and add that int8 quantises per tensor, a large error in the int8 activation.
+The int8 file also has its first convolution `blocked` for XNNPACK's int8 kernels, which makes
+int8 faster than float32 rather than slower (figures: README's Results, from `splitleak bench
+all`, docs/bench/all.json).
 
 Parity is measured with the edge's own interpreter (edge/runtime.py), the code that will run
 on the device: float32 must match Keras to 1e-4 (relative to the largest activation when that
@@ -21,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from splitleak.cloud import rundir
 from splitleak.edge.runtime import MobileStage
 
 FLOAT_TOLERANCE = 1e-4  # TFLite float32 against Keras, relative to the activation's scale
 # GroupNormalization reduces over up to 39,000 values a group, and TFLite sums in another order
-# and normalises small variances: 1e-4 relative at initialisation, 1.8e-3 after two DP-SGD epochs.
+# and normalises small variances: the difference outgrows FLOAT_TOLERANCE once DP-SGD has trained.
 GROUP_NORM_TOLERANCE = 1e-2
 CALIBRATION_IMAGES = 200
 
@@ -92,15 +94,15 @@ def folded(mobile: tf.keras.Model) -> tf.keras.Model:
 def blocked(mobile: tf.keras.Model) -> tf.keras.Model:
     """The same function with a first convolution over one channel rewritten for int8 kernels.
 
-    XNNPACK's int8 convolution over a single input channel ran 4x slower than float32 here, and
-    its int8 PAD took 0.1 ms. So a reshape groups the image's columns B to a channel (B the
-    smallest divisor of the width >= kernel width - 1, so one output group reads at most two
-    input groups), and one "same"-padded convolution over the groups computes all B column
-    phases at once: output channel p * C + o is filter o at column p of the group, its taps
-    placed by column, zeros elsewhere. A reshape puts the phases back into columns and a crop
-    keeps the valid window. Exact; 2.2x the multiply-adds (7x7 filter, 105 wide), on kernels that
-    do them fast. `mobile` is a chain of layers (as model.py builds); one whose first layer does
-    not fit is returned unchanged."""
+    XNNPACK's int8 convolution over a single input channel is slow (slower than its float32 one,
+    README's Results), and so is its int8 PAD. So a reshape groups the image's columns B to a
+    channel (B the smallest divisor of the width >= kernel width - 1, so one output group reads
+    at most two input groups), and one "same"-padded convolution over the groups computes all B
+    column phases at once: output channel p * C + o is filter o at column p of the group, its
+    taps placed by column, zeros elsewhere. A reshape puts the phases back into columns and a
+    crop keeps the valid window. Exact; 2.2x the multiply-adds (7x7 filter, 105 wide), on
+    kernels that do them fast. `mobile` is a chain of layers (as model.py builds); one whose
+    first layer does not fit is returned unchanged."""
     conv = mobile.layers[1]
     if not isinstance(conv, tf.keras.layers.Conv2D) or mobile.input_shape[-1] != 1 or \
             conv.padding != "valid" or conv.strides != (1, 1) or conv.dilation_rate != (1, 1) \
@@ -155,10 +157,10 @@ def export(mobile: tf.keras.Model, calibration: np.ndarray, out_dir: Path) -> di
     """Write mobile.tflite and mobile_int8.tflite; return their tensor descriptions."""
     out_dir = Path(out_dir)
     deployed = folded(mobile)
-    (out_dir / "mobile.tflite").write_bytes(to_tflite(deployed))
-    (out_dir / "mobile_int8.tflite").write_bytes(to_tflite(blocked(deployed), calibration))
-    return {name: describe(MobileStage(out_dir / name))
-            for name in ("mobile.tflite", "mobile_int8.tflite")}
+    rundir.mobile(out_dir).write_bytes(to_tflite(deployed))
+    rundir.mobile(out_dir, int8=True).write_bytes(to_tflite(blocked(deployed), calibration))
+    return {path.name: describe(MobileStage(path))
+            for path in (rundir.mobile(out_dir), rundir.mobile(out_dir, int8=True))}
 
 
 def describe(stage: MobileStage) -> dict:
@@ -174,8 +176,8 @@ def describe(stage: MobileStage) -> dict:
 def parity(mobile: tf.keras.Model, cloud_head: tf.keras.Model, images: np.ndarray, out_dir) -> dict:
     """Compare Keras with both TFLite files on the same images."""
     reference = mobile.predict(images, verbose=0)
-    as_float = MobileStage(Path(out_dir) / "mobile.tflite").run(images)
-    as_int8 = MobileStage(Path(out_dir) / "mobile_int8.tflite").run(images)
+    as_float = MobileStage(rundir.mobile(out_dir)).run(images)
+    as_int8 = MobileStage(rundir.mobile(out_dir, int8=True)).run(images)
     max_diff = float(np.abs(as_float - reference).max())
     grouped = any(isinstance(layer, tf.keras.layers.GroupNormalization) for layer in mobile.layers)
     tolerance = (GROUP_NORM_TOLERANCE if grouped else FLOAT_TOLERANCE) * max(

@@ -88,3 +88,24 @@ def classic_rdp_epsilon(n: int, batch: int, noise: float, epochs: float, delta: 
     acc = dp_accounting.rdp.RdpAccountant(list(orders))
     acc.compose(event(n, batch, noise, epochs, "poisson"))
     return float(np.min(acc._rdp + np.log(1 / delta) / (orders - 1)))  # noqa: SLF001 (its RDP curve)
+
+
+def seed_table() -> list[dict]:
+    """The seed's three DP-SGD runs (cloud/config.SEED_DP): its ε beside ours, per noise
+    multiplier, for the older RDP conversion, both accountants, both counts of n and both
+    samplings."""
+    from splitleak.cloud.config import SEED_DP as SEED
+
+    rows = []
+    for noise, theirs in SEED["epsilon"].items():
+        common = (SEED["batch"], noise, SEED["epochs"], SEED["delta"])
+        row = {"noise": noise, "seed": theirs,
+               f"classic_rdp_{SEED['n_passed']}": classic_rdp_epsilon(SEED["n_passed"], *common)}
+        for n in (SEED["n_passed"], SEED["n_trained"]):
+            for acc in ACCOUNTANTS:
+                row[f"poisson_{acc}_{n}"] = epsilon(n, *common, "poisson", acc)
+        for acc in ACCOUNTANTS:
+            row[f"shuffle_{acc}_{SEED['n_trained']}"] = epsilon(SEED["n_trained"], *common,
+                                                                "shuffle", acc)
+        rows.append(row)
+    return rows

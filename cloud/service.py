@@ -38,12 +38,12 @@ import numpy as np
 from splitleak.broker import topics, wire
 from splitleak.broker.inbox import Rejections, decode_frame
 from splitleak.broker.stats import percentiles
-from splitleak.broker.urls import CallerLoop, acknowledged, connect, make_client, refusal_text
-from splitleak.cloud import artifacts
+from splitleak.broker.urls import DEFAULT_MQTT, CallerLoop, acknowledged, connect, make_client, refusal_text
+from splitleak.cloud import rundir
 
 log = logging.getLogger("splitleak.cloud")
 
-MOBILE_MODELS = ("mobile.tflite", "mobile_int8.tflite")
+BATCH = 64  # frames per head call, at most
 LATENCY_WINDOW = 100_000  # latency percentiles cover the last this many frames
 
 
@@ -113,23 +113,17 @@ def load_head(path: Path, shape: tuple):
     spec = tf.TensorSpec((None, *shape), tf.float32)
     traced = tf.function(lambda x: model(x, training=False), input_signature=[spec])
     traced(np.zeros((1, *shape), np.float32))  # trace now, not on the first frame
-    gc.freeze()  # TensorFlow's ~300k objects would make every full collection take ~100 ms
+    gc.freeze()  # TensorFlow's many long-lived objects would make every full collection a stall
     return lambda x: traced(x).numpy()
 
 
-def read_manifest(run_dir: Path) -> tuple[tuple, dict]:
-    """The activation shape and the accepted mobile-stage hashes (name -> sha256) of a run."""
-    manifest = artifacts.read_json(run_dir / "manifest.json")
-    try:
-        shape = tuple(manifest["activation"]["shape"])
-    except (KeyError, TypeError):
-        raise ValueError(f"{run_dir}/manifest.json has no activation shape: "
-                         "not a splitleak run") from None
-    hashes = manifest.get("artifacts") or {}
-    models = {name: hashes[name] for name in MOBILE_MODELS if name in hashes}
+def accepted_models(run_dir: Path) -> dict:
+    """The mobile-stage hashes (file name -> sha256) a node of this run may announce."""
+    hashes = rundir.read_manifest(run_dir).get("artifacts") or {}
+    models = {name: hashes[name] for name in rundir.MOBILE_MODELS if name in hashes}
     if not models:
         log.warning("%s lists no mobile-stage hashes: node models are not checked", run_dir)
-    return shape, models
+    return models
 
 
 class CloudHead:
@@ -139,15 +133,16 @@ class CloudHead:
     counters need no lock.
     """
 
-    def __init__(self, run_dir, broker: str, ca_file=None, batch: int = 64,
-                 client_id: str = "splitleak-cloud", protocol: str = "3.1.1",
+    def __init__(self, run_dir, broker: str, ca_file=None, batch: int = BATCH,
+                 client_id: str = "splitleak-cloud", protocol: str = DEFAULT_MQTT,
                  share: str | None = None):
         self.run_dir = Path(run_dir)
         activations = topics.shared(share, topics.ALL_ACTIVATIONS) if share else topics.ALL_ACTIVATIONS
         self.share = share
         self.subscriptions = [(activations, 1), (topics.ALL_STATUS, 1)]
-        self.shape, self.models = read_manifest(self.run_dir)
-        self.classify = load_head(self.run_dir / "head.keras", self.shape)
+        self.shape = rundir.activation_shape(self.run_dir)
+        self.models = accepted_models(self.run_dir)
+        self.classify = load_head(self.run_dir / rundir.HEAD_KERAS, self.shape)
         self.batch = batch
         self.inbox: list = []  # (topic, payload, mid, qos), filled by on_message in loop.step
         self.nodes: dict[str, NodeStats] = defaultdict(NodeStats)
@@ -236,12 +231,16 @@ class CloudHead:
         started = time.monotonic()
         frames = []
         for topic, payload in messages:
-            kind = topic.rsplit("/", 1)[-1]
+            try:
+                node, kind = topics.parse_topic(topic)
+            except ValueError as exc:  # amqtt 0.12 may send retained messages of any topic
+                self.rejected("topic", "?", str(exc))
+                continue
             if kind == "status":
-                self._status(topic, payload)
-            elif kind != "activations":  # amqtt 0.12 may send retained messages of any topic
+                self._status(node, payload)
+            elif kind != "activations":  # predictions: not subscribed to either (amqtt again)
                 self.rejected("topic", "?", f"a message on {topic}, which was not subscribed to")
-            elif (frame := self._decode(topic, payload)) is not None:
+            elif (frame := self._decode(node, topic, payload)) is not None:
                 frames.append(frame)
         if frames:
             if self.first_at is None:
@@ -267,9 +266,7 @@ class CloudHead:
 
     # --- checking messages ------------------------------------------------------------------
 
-    def _decode(self, topic: str, payload: bytes) -> wire.Frame | None:
-        if (node := self.rejected.node_of(topic)) is None:
-            return None
+    def _decode(self, node: str, topic: str, payload: bytes) -> wire.Frame | None:
         if node in self.refused_nodes:
             return self.rejected("model_mismatch", node, "the node runs another mobile stage")
         try:
@@ -280,9 +277,7 @@ class CloudHead:
             return None  # a QoS 1 redelivery: already answered
         return frame
 
-    def _status(self, topic: str, payload: bytes) -> None:
-        if (node := self.rejected.node_of(topic)) is None:
-            return
+    def _status(self, node: str, payload: bytes) -> None:
         try:
             status = wire.decode_status(payload)
         except wire.WireError as exc:
@@ -333,3 +328,14 @@ class CloudHead:
             "latency_ms": percentiles(np.array(self.latencies) * 1e3),
             "cpu_seconds": round(self.cpu_seconds, 2),  # first frame to last
         }
+
+
+def describe(s: dict) -> str:
+    """One line from a cloud head's summary."""
+    lat = s["latency_ms"] or {}
+    return (f"cloud: {s['accepted']} frames from {len(s['nodes'])} node(s), rejected "
+            f"{sum(s['rejected'].values())} {s['rejected'] or ''}, "
+            + (f"sequence gaps {s['gaps']}, " if s["gaps"] is not None
+               else f"a share of group {s['share']}, ") +
+            f"duplicates {s['duplicates']}, {s['frames_per_second']} frames/s, latency p50 "
+            f"{lat.get('p50')} ms p99 {lat.get('p99')} ms  [{time.strftime('%H:%M:%S')}]")

@@ -18,7 +18,7 @@ from dataclasses import asdict
 import numpy as np
 import tensorflow as tf
 
-from splitleak.cloud import artifacts, export, model
+from splitleak.cloud import artifacts, export, model, rundir
 from splitleak.cloud.callbacks import KeepBest, steady
 from splitleak.cloud.config import TrainConfig
 from splitleak.cloud.data import Protocol
@@ -102,8 +102,8 @@ def run(proto: Protocol, cfg: TrainConfig, out, force: bool = False) -> dict:
     with artifacts.atomic_dir(out, force) as tmp:
         mobile, cloud_head, epochs, val = fit(proto, cfg)
         best = epochs[-1] if cfg.dp else max(epochs, key=lambda e: e["val_accuracy"])
-        mobile.save(tmp / "mobile.keras")
-        cloud_head.save(tmp / "head.keras")
+        mobile.save(tmp / rundir.MOBILE_KERAS)
+        cloud_head.save(tmp / rundir.HEAD_KERAS)
         tensors = export.export(mobile, proto.train.images, tmp)
         check = val.images[:PARITY_IMAGES]
         if len(check) < PARITY_IMAGES:  # tiny runs: top up from the training images
@@ -119,8 +119,8 @@ def run(proto: Protocol, cfg: TrainConfig, out, force: bool = False) -> dict:
         }
         if cfg.dp:
             metrics["privacy"] = _privacy(cfg, cfg.trained_on(len(proto.train)))
-        artifacts.write_json(tmp / "metrics.json", metrics)
-        artifacts.write_json(tmp / "manifest.json", {
+        artifacts.write_json(tmp / rundir.METRICS, metrics)
+        artifacts.write_json(tmp / rundir.MANIFEST, {
             "protocol": proto.name,
             "data_source": proto.source,
             "classes": proto.classes,
@@ -135,3 +135,13 @@ def run(proto: Protocol, cfg: TrainConfig, out, force: bool = False) -> dict:
             "artifacts": artifacts.hash_artifacts(tmp),
         })
     return metrics
+
+
+def ensure_run(run_dir, epochs: int, proto: Protocol, split_after: int) -> None:
+    """Reuse a finished run, or train the default recipe cut after block `split_after`."""
+    if rundir.finished(run_dir):
+        print(f"reusing {run_dir} (delete it to retrain)")
+        return
+    print(f"training the {proto.name} target, split after block {split_after}, into {run_dir} "
+          f"({epochs} epochs)")
+    run(proto, TrainConfig(epochs=epochs, split_after=split_after), run_dir)

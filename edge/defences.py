@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from splitleak.edge.runtime import MobileStage
+
 SPECS = "noise:gauss:SIGMA, noise:laplace:B, quant:int8 (chained with commas)"
 
 
@@ -69,6 +71,12 @@ class Device:
         self.spec = describe(self.chain)
         self.random = any(isinstance(d, Noise) for d in self.chain)
         self.rng = np.random.default_rng(seed)
+
+    @classmethod
+    def from_model(cls, path, defence: str | None = None, seed: int | None = None,
+                   threads: int = 1) -> "Device":
+        """A device running the TFLite mobile stage at `path` (cloud/rundir.device: from a run)."""
+        return cls(MobileStage(path, threads), defence, seed)
 
     @property
     def output_shape(self) -> tuple:

@@ -25,9 +25,16 @@ from tqdm import tqdm
 
 from splitleak.broker import topics, wire
 from splitleak.broker.stats import percentiles
-from splitleak.broker.urls import CallerLoop, acknowledged, connect, make_client, refusal_text, url_for_user
+from splitleak.broker.urls import (
+    DEFAULT_MQTT,
+    CallerLoop,
+    acknowledged,
+    connect,
+    make_client,
+    refusal_text,
+    url_for_user,
+)
 from splitleak.edge.defences import Device
-from splitleak.edge.runtime import MobileStage
 
 log = logging.getLogger("splitleak.edge")
 
@@ -41,7 +48,7 @@ class EdgeConfig:
     count: int | None = None  # frames per node; None = the whole source once
     fleet: int = 1
     ca_file: str | None = None
-    protocol: str = "3.1.1"
+    protocol: str = DEFAULT_MQTT
     credentials: dict[str, str] | None = None  # user -> password: each node logs in as itself
     ack_timeout: float = 120.0  # seconds to wait for the last acknowledgements
     prediction_timeout: float = 10.0  # seconds to wait for the last predictions
@@ -182,7 +189,7 @@ class NodeLink:
 def stream(cfg: EdgeConfig, images: np.ndarray) -> dict:
     """Publish the activations of `images` (cycled up to `count`) from every node; summary."""
     links = [NodeLink(n, acked_at={} if cfg.ack_log else None) for n in cfg.node_ids()]
-    device = Device(MobileStage(cfg.model), cfg.defense, cfg.seed)
+    device = Device.from_model(cfg.model, cfg.defense, cfg.seed)
     count = cfg.count if cfg.count is not None else len(images)
     if count < 0 or len(images) == 0:
         raise ValueError("nothing to send: the source holds no images or --count is negative")

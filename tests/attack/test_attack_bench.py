@@ -35,7 +35,7 @@ class BrokenDecoder:
 
 @pytest.mark.e2e
 def test_live_bench_reports_a_failing_eavesdropper_at_once(tmp_path):
-    from splitleak.tools.bench import live_attack
+    from splitleak.tools.bench.timing import live_attack
 
     with pytest.raises(RuntimeError, match="decoder exploded"):
         live_attack(BrokenDecoder(), "amqtt", 5, tmp_path / "broker", timeout=60)

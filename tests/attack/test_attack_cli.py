@@ -143,3 +143,27 @@ def test_naive_and_adaptive_attackers_against_a_defended_device(cli_run, attack_
         assert (result["defense"], result["attacker"], result["n"]) == (defence, kind, 16)
     assert cli_run("attack", "eval", attack_dir, "--limit", 16, "--defense", "noise:gauss:0",
                    "--omniglot-dir", omniglot_dir) == 2
+
+
+def _snapshot(folder) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_scoring_writes_nothing_and_save_writes_its_result(attack_dir, omniglot_dir, tmp_path):
+    from splitleak.attack import evaluate
+
+    before = _snapshot(attack_dir)
+    e = evaluate.score_blackbox(attack_dir, limit=8, defense="quant:int8")
+    assert _snapshot(attack_dir) == before
+    assert (e.attack, e.split, e.name) == ("blackbox", "test-defended", "blackbox-test-defended")
+    assert len(e.recons) == len(e.originals) == len(e.activations) == e.result["n"] == 8
+    assert "frames_per_s" not in e.result and "grids" not in e.result  # the caller's to add
+    path = evaluate.save(tmp_path, e)
+    saved = json.loads(path.read_text())
+    assert list(saved) == ["blackbox"] and list(saved["blackbox"]) == ["test-defended"]
+    entry = saved["blackbox"]["test-defended"]
+    assert entry.pop("grids") == ["blackbox-test-defended-first16.png",
+                                  "blackbox-test-defended-best-worst.png"]
+    assert entry == json.loads(json.dumps(e.result))
+    assert all((tmp_path / name).is_file() for name in ("blackbox-test-defended-first16.png",
+                                                        "blackbox-test-defended-best-worst.png"))

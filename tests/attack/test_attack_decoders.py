@@ -5,7 +5,7 @@ import pytest
 
 from splitleak.attack import blackbox, config, decoders
 from splitleak.attack.blackbox import reconstruct
-from splitleak.tools import cmd_attack
+from splitleak.tools.cli import attack as cmd_attack
 
 IMAGE = (105, 105, 1)
 SHAPES = [(33, 33, 32), (13, 13, 32), (4, 4, 32), (1, 1, 32)]  # cut after block 1, 2, 3, 4

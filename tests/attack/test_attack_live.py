@@ -12,7 +12,7 @@ from PIL import Image
 from splitleak.broker import topics, wire
 from splitleak.broker.server import free_port, start_broker
 from splitleak.broker.urls import connect, make_client
-from splitleak.tools.processes import Node
+from splitleak.tools.deploy.processes import Node
 from tests.conftest import splitleak, write_pngs
 from tests.headless import browser_tab
 
@@ -171,8 +171,8 @@ def test_capture_from_real_mosquitto_sub(attack_dir, run_dir, broker, lite, tmp_
 @pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 def test_noise_defence_moves_published_activations_by_sigma(run_dir, broker, lite, tmp_path):
     from splitleak.attack import replay
+    from splitleak.cloud.data import load_source
     from splitleak.edge.runtime import MobileStage
-    from splitleak.tools.cmd_edge import load_source
 
     images = lite.test.images[:16]
     folder = write_pngs(images, tmp_path / "pngs")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splitleak.attack import evaluate, metrics, replay
+from splitleak.attack import metrics, replay, scoring
 from splitleak.broker.wire import Frame
 
 
@@ -133,7 +133,7 @@ def test_score_puts_baselines_at_chance_and_writes_nothing(rng, tmp_path, monkey
     x = ink(rng, 24, size=24)
     recons = np.clip(x + 0.3 * rng.standard_normal(x.shape), 0, 1).astype(np.float32)
     groups = np.array(["a", "b"] * 12)
-    result = evaluate.score(x, recons, groups, ink(rng, 1, size=24)[0] * 0.5)
+    result = scoring.score(x, recons, groups, ink(rng, 1, size=24)[0] * 0.5)
     assert set(result) == {"n", "reconstruction", "baselines", "per_group"}
     for name in ("blank_page", "attacker_mean_image"):
         ident = result["baselines"][name]["identification"]
@@ -150,7 +150,7 @@ def test_captures_score_with_the_same_keys(rng):
               for i in range(6)]
     scored = replay.score(frames, {}, x, "c.txt", truth=x, attacker_mean=x.mean(axis=0))
     assert set(scored) - {"capture", "frames", "rejected", "nodes"} == \
-        set(evaluate.score(x, x, None, x.mean(axis=0)))
+        set(scoring.score(x, x, None, x.mean(axis=0)))
     assert sorted(scored["per_group"]) == ["cam", "pi"]
     assert scored["reconstruction"]["identification"]["top1"] == 1.0
     bare = replay.score(frames, {}, x, "c.txt")
@@ -158,7 +158,7 @@ def test_captures_score_with_the_same_keys(rng):
 
 
 def test_report_shows_identification(rng, tmp_path):
-    from splitleak.tools import report
+    from splitleak.tools.deploy import report
 
     x = ink(rng, 8, size=24)
     pipeline = {"frames": 8, "predictions_received": 8, "mqtt_accuracy": 1.0,

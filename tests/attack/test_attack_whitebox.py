@@ -78,3 +78,19 @@ def test_whitebox_command(run_dir, attack_dir, omniglot_dir, cli_run):
     assert cli_run(*args, "--attack-dir", attack_dir, "--defense", "noise:gauss:0.2") == 0
     defended = json.loads((attack_dir / "eval.json").read_text())["whitebox"]["test-defended"]
     assert defended["config"]["defense"] == "noise:gauss:0.2" and defended["n"] == 3
+
+
+@pytest.mark.slow
+def test_whitebox_scoring_writes_nothing(run_dir, attack_dir, omniglot_dir):
+    from splitleak.attack import evaluate
+
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    e = evaluate.score_whitebox(run_dir, limit=2, cfg=whitebox.WhiteboxConfig(steps=2),
+                                start_from=attack_dir, defense="noise:gauss:0.2")
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
+    assert (e.attack, e.split, e.result["n"]) == ("whitebox", "test-defended", 2)
+    assert e.recons.shape == e.originals.shape == (2, 105, 105, 1) and len(e.activations) == 2
+    assert e.result["config"]["start"] == str(attack_dir.resolve())
+    with pytest.raises(FileNotFoundError, match="attack directory not found"):
+        evaluate.whitebox_dir(run_dir, run_dir / "missing")
+    assert evaluate.whitebox_dir(run_dir) == run_dir / "whitebox"

@@ -12,9 +12,9 @@ import pytest
 
 from splitleak.broker import topics, urls
 from splitleak.broker.server import free_port, start_broker
-from splitleak.tools import cmd_broker
+from splitleak.tools.cli import broker as cmd_broker
 
-RUN_CLI = ("import argparse, sys; from splitleak.tools import cmd_broker as m; "
+RUN_CLI = ("import argparse, sys; from splitleak.tools.cli import broker as m; "
            "p = argparse.ArgumentParser(); m.add_arguments(p); "
            "sys.exit(m.run(p.parse_args(sys.argv[1:])))")
 

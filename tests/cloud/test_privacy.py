@@ -5,7 +5,7 @@ import json
 import pytest
 
 from splitleak.cloud import privacy
-from splitleak.tools import cmd_privacy
+from splitleak.tools.cli import privacy as cmd_privacy
 from tests.conftest import splitleak
 
 SETTING = dict(n=10_976, batch=32, noise=0.7, epochs=20, delta=1e-5)  # n/B whole: same steps

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from splitleak.tools.demo import Deployment
+from splitleak.tools.deploy.demo import Deployment
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ killed, all mid-stream through Mosquitto (autosave every second); and the classi
 import pytest
 
 import splitleak.broker.mosquitto as mosquitto
-from splitleak.tools import faults
-from splitleak.tools.cmd_bench import _print_faults
+from splitleak.tools.bench import faults
 from tests.conftest import splitleak
 
 FRAMES, RATE = 600, 40  # 15 s of stream: the cloud head is killed after about 5 s
@@ -26,7 +25,7 @@ def test_amqtt_is_refused_in_one_line():
 
 
 @pytest.mark.e2e
-def test_faults_short_form(tiny_run, png_source, monkeypatch, capsys):
+def test_faults_short_form(tiny_run, png_source, monkeypatch):
     monkeypatch.setattr(mosquitto, "AUTOSAVE_SECONDS", 1)
     r = faults.run(tiny_run, frames=FRAMES, rate=RATE, source=png_source)
     print(f"faults: {r['events']}; lost by design {r['lost_by_design']}")
@@ -47,5 +46,4 @@ def test_faults_short_form(tiny_run, png_source, monkeypatch, capsys):
     for node, counts in head["nodes"].items():  # its backlog and the rest of the stream
         assert counts["frames"] >= r["nodes"][node]["answered"] - before[node] > 0
     assert r["exit_codes"] == {"edge": 0, "cloud": 0, "eavesdropper": 0}
-    _print_faults(r)
-    assert capsys.readouterr().out.splitlines()[-1] == "passed"
+    assert faults.describe(r).splitlines()[-1] == "passed"

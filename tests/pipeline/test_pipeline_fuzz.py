@@ -16,10 +16,13 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from splitleak.broker import topics, urls, wire
-from splitleak.tools.fuzz import SHAPE, SPECIAL, Expected, frame
+from splitleak.cloud import rundir
+from splitleak.tools.bench.fuzz import SPECIAL, Expected, frame
 from tests.conftest import ENGINES, splitleak
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SHAPE = (1, 1, 32)  # tiny_run's activation (the default split); checked below
 
 GOOD = wire.encode(wire.Frame("fuzz", 3, 1_700_000_000.0,
                               np.linspace(-1, 1, 32, dtype=np.float32).reshape(SHAPE)))
@@ -73,11 +76,12 @@ def probe_client():
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_running_cloud_head_survives_fuzzing(engine, deploy, probe_client):
+def test_running_cloud_head_survives_fuzzing(engine, deploy, probe_client, tiny_run):
+    assert rundir.activation_shape(tiny_run) == SHAPE
     dep = deploy(engine)
     cloud = dep.start_cloud("--json")
     fuzzer, answers = probe_client(dep.broker.url)
-    expected, probes = Expected(), [0]
+    expected, probes = Expected(SHAPE), [0]
 
     def publish(topic, payload):
         fuzzer.publish(topic, payload, qos=1).wait_for_publish(timeout=10)

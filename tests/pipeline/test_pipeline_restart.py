@@ -12,7 +12,7 @@ subscribed again are dropped.
 import pytest
 
 import splitleak.broker.mosquitto as mosquitto
-from splitleak.tools.demo import PredictionLog
+from splitleak.tools.deploy.demo import PredictionLog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 FRAMES, RATE = 300, 100

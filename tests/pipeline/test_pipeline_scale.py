@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from splitleak.broker.server import free_port, start_broker
-from splitleak.tools.demo import PredictionLog
+from splitleak.tools.deploy.demo import PredictionLog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

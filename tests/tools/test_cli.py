@@ -51,11 +51,12 @@ def test_bench_missing_run_dir(tmp_path):
 
 
 def test_edge_and_cloud_take_a_login_from_the_environment(monkeypatch):
-    from splitleak.tools import cmd_cloud, cmd_edge
+    from splitleak.tools.cli import cloud as cmd_cloud
+    from splitleak.tools.cli.options import broker_from
 
     monkeypatch.setenv("SPLITLEAK_MQTT_USER", "pi-01")
     monkeypatch.setenv("SPLITLEAK_MQTT_PASSWORD", "s3cret")
     edge = build_parser().parse_args(["edge", "--model", "m.tflite", "--broker", "mqtts://lap.lan"])
-    assert cmd_edge.broker_from(edge) == "mqtts://pi-01:s3cret@lap.lan:8883"
+    assert broker_from(edge) == "mqtts://pi-01:s3cret@lap.lan:8883"
     cloud = build_parser().parse_args(["cloud", "--run", "r", "--broker", "mqtt://u:pw@h"])
     assert cmd_cloud.broker_url(cloud) == "mqtt://u:pw@h:1883"  # a user in the URL wins

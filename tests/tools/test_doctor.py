@@ -10,7 +10,8 @@ from packaging.specifiers import SpecifierSet
 
 from splitleak.broker.server import free_port
 from splitleak.cloud import TRAIN_PYTHON
-from splitleak.tools import cli, cmd_doctor
+from splitleak.tools import cli
+from splitleak.tools.labs import doctor
 from tests.conftest import REPO
 
 
@@ -54,10 +55,10 @@ def test_the_text_report_marks_each_item(capsys, tmp_path):
 
 
 def test_a_newer_python_installs_the_edge_but_fails_the_doctor(monkeypatch):
-    assert cmd_doctor.check_python().ok  # the project's .venv
-    monkeypatch.setattr(cmd_doctor.platform, "python_version", lambda: "3.13.0")
-    monkeypatch.setattr(cmd_doctor.platform, "python_version_tuple", lambda: ("3", "13", "0"))
-    item = cmd_doctor.check_python()
+    assert doctor.check_python().ok  # the project's .venv
+    monkeypatch.setattr(doctor.platform, "python_version", lambda: "3.13.0")
+    monkeypatch.setattr(doctor.platform, "python_version_tuple", lambda: ("3", "13", "0"))
+    item = doctor.check_python()
     assert not item.ok and f"need {TRAIN_PYTHON}" in item.detail
     assert f"PYTHON=python{TRAIN_PYTHON}" in item.fix and "docs/pi.md" in item.fix
 

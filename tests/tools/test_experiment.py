@@ -6,50 +6,80 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from splitleak.tools import cli, experiment
+from splitleak.tools import cli
+from splitleak.tools.experiments import settings, sweep, tables
+
+# the keys of results.json written before the engine was split: resuming must still find them
+KEYS = {"non-private": "4324b9cfc83c", "DP z=0.7": "196f2a3ddc7f", "none": "3ac001648f38",
+        "noise:gauss:4": "12725e602ba2", "NoPeek α=5": "3bd8bafe42ba", "K=1": "84f8c28cd4c9",
+        "K=4": "99b918a71188", "DP-SGD z=0.7": "d9da61c5be9d"}
 
 
-def _row(s: experiment.Setting, top1: float) -> dict:
-    scores = {"n": 1000, "mse": 0.05, "ssim": 0.6, "top1": top1, "top5": top1, "median_rank": 2.0,
-              "chance_top1": 0.001, "mean_image_mse": 0.056, "mean_image_top1": 0.001}
+def _scores(top1: float, n: int = 1000) -> dict:
+    return {"n": n, "mse": 0.05, "ssim": 0.6, "top1": top1, "top5": top1, "median_rank": 2.0,
+            "chance_top1": 1 / n, "mean_image_mse": 0.056, "mean_image_top1": 1 / n}
+
+
+def _row(s: settings.Setting, top1: float) -> dict:
+    shapes = {1: [33, 33, 32], 2: [13, 13, 32], 3: [4, 4, 32], 4: [1, 1, 32]}
     return {"key": s.key(), "setting": asdict(s), "target": "t", "val_accuracy": 0.9,
             "accuracy": 0.88, "activation_std": 1.5, "dcor": 0.9,
-            "epsilon": {"rdp": 4.0, "pld": 3.5} if s.dp else None, "naive": scores,
-            "adaptive": scores | {"top1": top1 + 0.1} if s.defense else None,
-            "whitebox": scores | {"n": 64}, "grid": f"{s.key()}.png"}
+            "epsilon": {"rdp": 4.0, "pld": 3.5} if s.dp else None,
+            "activation": shapes[s.split_after],
+            "bytes_per_frame": 4 * shapes[s.split_after][0] ** 2 * 32 + 50,
+            "naive": _scores(top1), "adaptive": _scores(top1 + 0.1) if s.defense else None,
+            "blackbox_subset": _scores(top1 / 2, 64), "whitebox": _scores(top1, 64),
+            "grid": f"{s.key()}.png"}
 
 
 def test_presets_name_distinct_settings_and_all_is_their_union():
-    keys = {p: [s.key() for s in experiment.preset(p)] for p in experiment.PRESETS}
+    keys = {p: [s.key() for s in settings.preset(p)] for p in settings.PRESETS}
     assert all(len(k) == len(set(k)) for k in keys.values())
     assert set(keys["all"]) == set(keys["seed-dp"]) | set(keys["defences"]) | set(keys["depth"])
-    assert {s.split_after for s in experiment.preset("defences")} == {experiment.DEFENCE_SPLIT}
-    dp = [s for s in experiment.preset("seed-dp") if s.dp]
-    assert sorted(s.noise_multiplier for s in dp) == sorted(experiment.SEED_DP["epsilon"])
+    assert {s.split_after for s in settings.preset("defences")} == {settings.DEFENCE_SPLIT}
+    dp = [s for s in settings.preset("seed-dp") if s.dp]
+    assert sorted(s.noise_multiplier for s in dp) == sorted(settings.SEED_DP["epsilon"])
     # settings that differ only in their edge defence share one target
-    defended = experiment.preset("defences")[:3]
+    defended = settings.preset("defences")[:3]
     assert len({s.target_key() for s in defended}) == 1 < len({s.key() for s in defended})
 
 
+def test_existing_results_keep_their_keys():
+    found = {s.name: s.key() for p in settings.PRESETS for s in settings.preset(p)}
+    assert {name: found[name] for name in KEYS} == KEYS
+
+
+def test_every_preset_trains_one_network_and_says_which():
+    for p in settings.PRESETS:
+        said = settings.recipe(settings.preset(p))
+        assert said.startswith("target GroupNorm, no dropout, 20 epochs; decoders 40 epochs")
+    lab = [replace(s, limit=500, epochs=8) for s in settings.preset("lab")]
+    assert "8 epochs, first 500 images" in settings.recipe(lab)
+    mixed = [settings.Setting("a"), settings.Setting("b", norm="batch", dropout=0.2)]
+    with pytest.raises(ValueError, match="2 different networks"):
+        settings.recipe(mixed)
+
+
 def test_the_estimate_counts_only_what_is_left():
-    settings = experiment.preset("defences")
-    full = experiment.estimate_seconds(settings, set())
-    assert 0 < experiment.estimate_seconds(settings, {settings[0].key()}) < full
-    assert experiment.estimate_seconds(settings, {s.key() for s in settings}) == 0
+    todo = settings.preset("defences")
+    full = settings.estimate_seconds(todo, set())
+    assert 0 < settings.estimate_seconds(todo, {todo[0].key()}) < full
+    assert settings.estimate_seconds(todo, {s.key() for s in todo}) == 0
 
 
 def test_the_estimate_skips_targets_and_decoders_already_saved(tmp_path):
-    s = experiment.preset("defences")[1]  # an edge defence: naive and adaptive decoders
-    before = experiment.estimate_seconds([s], set(), tmp_path)
-    for folder in (experiment.target_dir(tmp_path, s), experiment.decoder_dir(tmp_path, s, "")):
+    s = settings.preset("defences")[1]  # an edge defence: naive and adaptive decoders
+    before = settings.estimate_seconds([s], set(), tmp_path)
+    for folder in (settings.target_dir(tmp_path, s), settings.decoder_dir(tmp_path, s, "")):
         folder.mkdir(parents=True)
         (folder / "manifest.json").write_text("{}")
-    after = experiment.estimate_seconds([s], set(), tmp_path)
-    assert before - after == pytest.approx(experiment.SECONDS["train"]
-                                           + experiment.SECONDS["decoder"])
+    after = settings.estimate_seconds([s], set(), tmp_path)
+    assert before - after == pytest.approx(settings.SECONDS["train"]
+                                           + settings.SECONDS["decoder"])
 
 
-def test_an_interrupted_sweep_resumes_where_it_stopped(monkeypatch, tmp_path, omniglot_dir):
+def test_an_interrupted_sweep_resumes_where_it_stopped(monkeypatch, tmp_path, omniglot_dir,
+                                                        capsys):
     calls = []
 
     def fake(s, proto, out):
@@ -58,21 +88,45 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(monkeypatch, tmp_path, om
         calls.append(s.name)
         return _row(s, 0.5)
 
-    monkeypatch.setattr(experiment, "run_setting", fake)
+    monkeypatch.setattr(sweep, "run_setting", fake)
     argv = ["experiment", "sweep", "--preset", "seed-dp", "--out", str(tmp_path),
             "--omniglot-dir", str(omniglot_dir)]
     assert cli.main(argv) == 130  # interrupted
-    saved = json.loads((tmp_path / "results.json").read_text())["settings"]
-    assert len(saved) == 2
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert len(saved["settings"]) == 2
+    assert saved["recipe"] == settings.recipe(settings.preset("seed-dp"))
     (tmp_path / "resumed").touch()
+    capsys.readouterr()
     assert cli.main(argv) == 0
-    assert calls == [s.name for s in experiment.preset("seed-dp")]  # each ran once
+    printed = capsys.readouterr().out
+    assert f"network: {saved['recipe']}" in printed and "2 already done" in printed
+    assert calls == [s.name for s in settings.preset("seed-dp")]  # each ran once
     for name in ("results.csv", "results.md", "privacy-utility.png", "report.html"):
         assert (tmp_path / name).stat().st_size > 100
     assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + len(calls)
-    assert "DP z=0.7" in (tmp_path / "report.html").read_text()
+    report = (tmp_path / "report.html").read_text()
+    assert "DP z=0.7" in report and f"Network: {saved['recipe']}" in report
+    assert "<b>0.500</b> (of 1,000)" in report
     table = (tmp_path / "results.md").read_text()  # the seed's ε and accuracy beside ours
+    assert table.startswith(f"Network: {saved['recipe']}.")
     assert "| 4, 0.37 |" in table and "| 84.7, 0.56 |" in table
+    assert "adaptive black box" not in table and "bytes/frame" not in table  # nothing to show
+
+
+def test_the_table_shows_every_attack_and_reads_old_rows():
+    s = settings.preset("defences")[1]
+    row = _row(s, 0.5)
+    old = {k: v for k, v in _row(settings.preset("defences")[0], 0.9).items()
+           if k not in ("activation", "bytes_per_frame", "blackbox_subset")}
+    lines = tables.table([old, row]).splitlines()
+    head = lines[0].split(" | ")
+    assert head[0] == "| setting" and all(t in lines[0] for t in tables.ATTACKS.values())
+    assert lines[2].startswith("| none (K=2) | 0.880 | ∞ | 0.90 | ")
+    assert lines[2].count("| – ") == 2  # adaptive, and the evaluation old rows lack
+    assert "**0.600** (of 1,000)" in lines[3] and "**0.250** (of 64)" in lines[3]
+    assert all(line.count("|") == lines[0].count("|") for line in lines[1:4])
+    assert "scale a noise σ acts on: K=2: 1.50" in lines[5]
+    assert "of the 1,000 test images, has MSE 0.0560" in lines[7]
 
 
 def test_bad_config_and_a_foreign_output_folder_are_refused(tmp_path, omniglot_dir, capsys):
@@ -81,7 +135,7 @@ def test_bad_config_and_a_foreign_output_folder_are_refused(tmp_path, omniglot_d
     base = ["experiment", "sweep", "--omniglot-dir", str(omniglot_dir)]
     assert cli.main([*base, "--preset", "depth", "--config", str(config)]) == 2
     assert "unknown setting key(s) ['colour']" in capsys.readouterr().err
-    other = replace(experiment.Setting("elsewhere"), epochs=3)
+    other = replace(settings.Setting("elsewhere"), epochs=3)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "results.json").write_text(json.dumps(
         {"preset": "depth", "settings": {other.key(): _row(other, 0.1)}}))
@@ -91,25 +145,30 @@ def test_bad_config_and_a_foreign_output_folder_are_refused(tmp_path, omniglot_d
 
 @pytest.mark.slow
 def test_one_defended_setting_end_to_end(lite, tmp_path):
-    s = replace(experiment.Setting("noise", split_after=4, defense="noise:gauss:0.5"), epochs=1,
+    s = replace(settings.Setting("noise", split_after=4, defense="noise:gauss:0.5"), epochs=1,
                 attack_epochs=1, whitebox_limit=3)
-    row = experiment.run_setting(s, lite, tmp_path)
+    row = sweep.run_setting(s, lite, tmp_path)
     assert row["key"] == s.key() and 0 < row["val_accuracy"] <= 1 and 0 < row["accuracy"] <= 1
     assert row["activation_std"] > 0 and 0 < row["dcor"] <= 1
+    assert row["activation"] == [1, 1, 32] and 32 * 4 < row["bytes_per_frame"] < 32 * 4 + 100
     assert row["naive"]["n"] == row["adaptive"]["n"] == len(lite.test)
-    assert row["whitebox"]["n"] == 3 and (tmp_path / "grids" / row["grid"]).is_file()
-    assert len(list((tmp_path / "attacks").iterdir())) == 2  # naive and adaptive decoders
+    assert row["whitebox"]["n"] == row["blackbox_subset"]["n"] == 3
+    assert row["blackbox_subset"]["chance_top1"] == pytest.approx(1 / 3)
+    assert (tmp_path / "grids" / row["grid"]).is_file()
+    attacks = list((tmp_path / "attacks").iterdir())
+    assert len(attacks) == 2  # naive and adaptive decoders
+    assert not list(tmp_path.rglob("eval.json"))  # scores go to the row, not to shared folders
 
 
 def test_limit_and_seed_reach_training_and_leave_older_keys_unchanged():
-    s = experiment.Setting("x")
+    s = settings.Setting("x")
     older = {k: v for k, v in asdict(s).items() if k not in ("limit", "seed")}
-    assert s.key() == experiment._hash(older)  # results.json written before these fields match
+    assert s.key() == settings.key_hash(older)  # results.json written before these fields match
     lab = replace(s, limit=100, seed=7)
     assert lab.key() != s.key() and lab.target_key() != s.target_key()
     assert (lab.train_config().limit, lab.train_config().seed, lab.decoder_config().seed) == (
         100, 7, 7)
-    full = experiment.estimate_seconds([s], set())
-    assert experiment.estimate_seconds([lab], set()) < full
-    assert experiment.estimate_seconds([replace(s, attack_epochs=10)], set()) < full
-    assert {x.split_after for x in experiment.preset("lab")} == {experiment.DEFENCE_SPLIT}
+    full = settings.estimate_seconds([s], set())
+    assert settings.estimate_seconds([lab], set()) < full
+    assert settings.estimate_seconds([replace(s, attack_epochs=10)], set()) < full
+    assert {x.split_after for x in settings.preset("lab")} == {settings.DEFENCE_SPLIT}

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from splitleak.tools import cli, lab, lab_checks
+from splitleak.tools import cli
+from splitleak.tools.labs import checks as lab_checks
+from splitleak.tools.labs import lab
 
 SECTIONS = ("## Objective", "## Threat model", "## Questions", "## Submission checklist", "## Ethics")
 

@@ -15,8 +15,9 @@ import pytest
 
 from splitleak.broker import capture, wire
 from splitleak.edge.runtime import MobileStage
-from splitleak.tools import cli, pi_emu
-from splitleak.tools.demo import Deployment, PredictionLog
+from splitleak.tools import cli
+from splitleak.tools.deploy.demo import Deployment, PredictionLog
+from splitleak.tools.pi import emulator as pi_emu
 from tests.conftest import splitleak
 
 FRAMES = 12

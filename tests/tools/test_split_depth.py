@@ -76,3 +76,18 @@ def test_demo_at_split_depth_2(run_at, tmp_path):
     assert "13x13x32" in (tmp_path / "demo" / "report.html").read_text()
     wrong = splitleak("demo", "--run", run, "--split-after", 4, "--no-attack", "--count", 4)
     assert wrong.returncode == 2 and "trained with --split-after 2" in wrong.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.parametrize("run_at", [2], indirect=True)
+def test_bench_fuzz_takes_the_shape_from_the_run(run_at):
+    """Valid frames are generated at the run's own activation shape: at K = 2 the head
+    accepts them (at a fixed 1x1x32 shape every generated frame would be refused, and the
+    counts would still match)."""
+    _, run = run_at
+    result = splitleak("bench", "fuzz", "--run", run, "--engine", "mosquitto", "--messages", 200,
+                       "--seed", 1, "--json", timeout=300)
+    report = json.loads(result.stdout)
+    assert result.returncode == 0 and report["passed"], result.stdout[-3000:]
+    assert report["cloud"]["frames"] > 10 and report["eavesdropper"]["frames"] > 10

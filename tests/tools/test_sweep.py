@@ -1,33 +1,42 @@
-from splitleak.tools import sweep
-from tests.conftest import splitleak
+"""The split-depth experiment: `experiment sweep --preset depth` (the old `sweep depth` names it),
+its cut columns, and its bytes-per-frame plot."""
+
+from PIL import Image
+
+from splitleak.tools import cli
+from splitleak.tools.experiments import settings, tables
+from tests.tools.test_experiment import _row
 
 
-def test_depth_table_has_a_row_per_split_with_identification():
-    scores = {"n": 64, "mse": 0.01, "ssim": 0.9, "top1": 0.97, "top5": 1.0, "median_rank": 1.0,
-              "chance_top1": 1 / 64, "mean_image_mse": 0.056, "mean_image_top1": 1 / 64}
-    rows = [{"split_after": k, "activation_shape": shape, "bytes_per_frame": size,
-             "val_accuracy": 0.976, "tflite_ms": 0.5, "blackbox": scores | {"n": 1000},
-             "blackbox_subset": scores, "whitebox": scores,
-             "whitebox_prior": scores | {"top1": 0.5}}
-            for k, shape, size in ((1, [33, 33, 32], 139_442), (4, [1, 1, 32], 178))]
-    text = sweep.table(rows).splitlines()
-    assert len(text) == 2 + len(rows)
-    assert text[2].startswith("| 1 | 33x33x32 | 139,442 |") and "**0.970** (of 1,000)" in text[2]
-    assert text[3].startswith("| 4 | 1x1x32 | 178 |") and "**0.500**" in text[3]
-    assert all(line.count("|") == text[0].count("|") for line in text)
+def test_the_old_command_names_the_new_one_and_exits_2(capsys):
+    assert cli.main(["sweep", "depth", "--whitebox-limit", "16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("splitleak sweep depth is now: splitleak experiment sweep --preset depth "
+                   "[--config FILE] [--out DIR]")
 
 
-def test_sweep_refuses_bad_settings_in_one_line():
-    result = splitleak("sweep", "depth", "--whitebox-limit", 0)
-    assert result.returncode == 2 and "--whitebox-limit must be a positive integer" in result.stderr
-    result = splitleak("sweep", "depth", "--splits", 5)
-    assert result.returncode == 2 and "invalid choice" in result.stderr
+def test_the_depth_preset_cuts_after_every_block_on_one_network():
+    depth = settings.preset("depth")
+    assert [s.split_after for s in depth] == [1, 2, 3, 4]
+    assert len({(s.norm, s.dropout, s.epochs, s.defense, s.dp) for s in depth}) == 1
 
 
-def test_depth_plot_labels_each_attack_with_its_image_count(tmp_path):
-    scores = {"n": 64, "top1": 0.5}
-    rows = [{"split_after": k, "bytes_per_frame": size, "blackbox": scores | {"n": 1000},
-             "blackbox_subset": scores, "whitebox": scores, "whitebox_prior": scores}
-            for k, size in ((1, 139_442), (4, 178))]
-    path = sweep.save_plot(tmp_path, rows)
-    assert path.is_file() and path.stat().st_size > 10_000
+def test_depth_table_has_a_row_per_cut_with_its_activation_and_bytes():
+    rows = [_row(s, top1) for s, top1 in zip(settings.preset("depth"), (1.0, 1.0, 0.95, 0.115),
+                                             strict=True)]
+    text = tables.table(rows).splitlines()
+    assert text[0].startswith("| setting | activation | bytes/frame | accuracy, defended |")
+    assert text[2].startswith("| K=1 | 33x33x32 | 139,442 | 0.880 |")
+    assert text[5].startswith("| K=4 | 1x1x32 | 178 |") and "**0.115** (of 1,000)" in text[5]
+    assert "black box, white box's images" in text[0] and "**0.058** (of 64)" in text[5]
+    assert all(line.count("|") == text[0].count("|") for line in text[1:6])
+    flat = tables.csv_rows(rows)
+    assert flat[0]["activation"] == "33x33x32" and flat[3]["blackbox_subset_top1"] == 0.0575
+
+
+def test_depth_plot_adds_identification_against_bytes(tmp_path):
+    depth = [_row(s, 0.5) for s in settings.preset("depth")]
+    one_cut = [_row(s, 0.5) for s in settings.preset("defences")[:2]]
+    wide = Image.open(tables.save_plot(tmp_path, depth)).size[0]
+    narrow = Image.open(tables.save_plot(tmp_path, one_cut)).size[0]
+    assert wide > 1.4 * narrow  # a third panel: top-1 of every attack against bytes per frame

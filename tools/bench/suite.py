@@ -1,0 +1,204 @@
+"""`splitleak bench all`: every benchmark, one after another, in one JSON.
+
+In order: the demo from nothing (wall time of `splitleak demo` in a fresh folder: target,
+decoder, stream; the venv install is not in it), TFLite per split depth, the pipeline through
+Mosquitto and amqtt with 1 and 10 nodes, the attacker's reconstruction, DP-SGD against
+non-private training. Each part calls the same code as its own `splitleak bench` command, so
+the numbers mean what they mean there. Runs missing for a split depth are trained first (not
+timed). `summary` holds the headline figures; `markdown` turns it into the README's table.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from splitleak.cloud import rundir
+from splitleak.cloud.config import SPLITS, TrainConfig
+from splitleak.tools.bench import attack, dp, pipeline, tflite
+
+PARTS = ("demo", "tflite", "pipeline", "attack", "dp")
+PACKAGES = ("tensorflow", "ai-edge-litert", "tflite-runtime", "numpy", "paho-mqtt", "amqtt",
+            "tensorflow-privacy", "dp-accounting")
+ENGINES = ("mosquitto", "amqtt")  # the pipeline part's brokers, in the report's order
+# (full, --quick) sizes; full: each bench's own default where it has one
+PIPELINE_FRAMES = {1: (3000, 200), 10: (600, 30)}  # frames per node, by fleet size
+SIZES = {"tflite_runs": (tflite.RUNS, 30), "attack_frames": (attack.FRAMES, 200),
+         "dp_epochs": (dp.EPOCHS, 2), "dp_limit": (None, 128)}
+
+
+def machine() -> dict:
+    """CPU model, cores, memory, OS and Python of this machine."""
+    info = {"platform": platform.platform(), "machine": platform.machine(),
+            "python": platform.python_version(), "cores": os.cpu_count()}
+    for path, key, field in (("/proc/cpuinfo", "cpu", "model name"),
+                             ("/proc/meminfo", "memory", "MemTotal")):
+        try:
+            line = next(line for line in Path(path).read_text().splitlines()
+                        if line.startswith(field))
+            info[key] = line.split(":", 1)[1].strip()
+        except (OSError, StopIteration):
+            info[key] = None
+    if info["memory"] and info["memory"].endswith(" kB"):
+        info["memory"] = f"{int(info['memory'].split()[0]) / 2**20:.1f} GiB"
+    return info
+
+
+def packages() -> dict:
+    """The benchmarked packages' versions (missing ones left out), and Mosquitto's."""
+    from splitleak.cloud.artifacts import versions
+
+    found = versions(PACKAGES)
+    try:
+        out = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, timeout=10)
+        found["mosquitto"] = (out.stdout or out.stderr).splitlines()[0].split()[-1]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        found["mosquitto"] = None
+    return found
+
+
+def _demo(folder: Path) -> dict:
+    """`splitleak demo` from nothing in `folder`, as a child process; its wall time."""
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "splitleak.tools.cli", "demo", "--run",
+                           folder / rundir.default_run_dir().name, "--attack-dir",
+                           _demo_decoder(folder), "--out", folder / "demo", "--web", "127.0.0.1:0"],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise OSError(f"the demo failed: {(done.stderr or done.stdout).strip()[-500:]}")
+    return {"seconds": round(time.monotonic() - start, 1), "command": "splitleak demo",
+            "last_line": done.stdout.strip().splitlines()[-1]}
+
+
+def _demo_decoder(folder: Path) -> Path:
+    """The decoder the demo trains in `folder`."""
+    return Path(folder) / rundir.default_attack_dir().name
+
+
+def _tflite_runs(run_dir: Path | None, splits) -> dict:
+    """Split depth -> run directory, training the missing ones (not timed)."""
+    from splitleak.cloud.data import load_protocol
+    from splitleak.cloud.train import ensure_run
+
+    if run_dir:
+        return {rundir.pick_run(run_dir, None)[1]: run_dir}
+    runs = dict(sorted((k, rundir.pick_run(None, k)[0]) for k in splits))
+    proto = None
+    for k, run_k in runs.items():
+        if not rundir.finished(run_k):
+            proto = proto or load_protocol(rundir.DEFAULT_PROTOCOL)
+            ensure_run(run_k, TrainConfig.epochs, proto, k)
+    return runs
+
+
+def _parity(run_dir: Path) -> dict | None:
+    """The run's own TFLite parity (its metrics), measured when it was exported."""
+    metrics = Path(run_dir) / rundir.METRICS
+    return rundir.read_metrics(run_dir).get("parity") if metrics.is_file() else None
+
+
+def run(*, splits=SPLITS, run_dir: Path | None = None, decoder: Path = attack.DECODER,
+        skip=(), quick: bool = False, json_file: Path | None = None) -> dict:
+    """Every part not in `skip` (PARTS), at full or --quick sizes, with `summary`; written to
+    `json_file` too when given. `run_dir`: one run for every part instead of runs/lite(-kK)
+    for each of `splits`; `decoder`: the attack part's (the demo's when it has none)."""
+    report = {"bench": "all", "date": date.today().isoformat(), "quick": quick,
+              "command": "splitleak bench all" + (" --quick" if quick else ""),
+              "machine": machine(), "packages": packages(), "skipped": list(skip)}
+    with tempfile.TemporaryDirectory(prefix="splitleak-bench-all-") as folder:
+        if "demo" not in skip:
+            print("demo from nothing (about 4 minutes) ...", file=sys.stderr)
+            report["demo"] = _demo(Path(folder))
+            if not rundir.finished(decoder):  # the demo's, for the attack part
+                decoder = _demo_decoder(Path(folder))
+        _parts(report, splits, run_dir, decoder, skip, int(quick))
+    report["summary"] = summary(report)
+    if json_file:
+        Path(json_file).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _parts(report: dict, splits, run_dir: Path | None, decoder: Path, skip, q: int) -> None:
+    """Every part but the demo, into `report`; q: 0 full sizes, 1 --quick."""
+    if "tflite" not in skip:
+        report["tflite"] = {k: tflite.run(run_k, runs=SIZES["tflite_runs"][q])
+                            | {"parity": _parity(run_k)}
+                            for k, run_k in _tflite_runs(run_dir, splits).items()}
+    if "pipeline" not in skip:
+        report["pipeline"] = [pipeline.run(run_dir, engine=engine, fleet=fleet,
+                                           frames=PIPELINE_FRAMES[fleet][q])
+                              for engine in ENGINES for fleet in PIPELINE_FRAMES]
+    if "attack" not in skip:
+        report["attack"] = attack.run(decoder, frames=SIZES["attack_frames"][q])
+    if "dp" not in skip:
+        report["dp"] = dp.run(epochs=SIZES["dp_epochs"][q], limit=SIZES["dp_limit"][q])
+
+
+def summary(r: dict) -> dict:
+    """The headline figures (medians where the part repeats)."""
+    s = {}
+    if "demo" in r:
+        s["demo_seconds"] = r["demo"]["seconds"]
+    for k, t in r.get("tflite", {}).items():
+        best = t["best_ms"]
+        s[f"tflite_k{k}"] = {"runtime": t["runtime"],
+                             "keras_ms": round(t["results"]["keras"]["median_ms"], 3),
+                             "float32_ms": round(best[tflite.FLOAT32], 3),
+                             "int8_ms": round(best[tflite.INT8], 3),
+                             "int8_over_float32": t["int8_over_float32"],
+                             "int8_builtin_over_float32": t["int8_builtin_over_float32"]}
+        if t.get("parity"):
+            s[f"tflite_k{k}"] |= {key: round(t["parity"][key], 4) for key in (
+                "int8_relative_error", "int8_top1_agreement")}
+    for p in r.get("pipeline", []):
+        s[f"pipeline_{p['engine']}_{p['fleet']}"] = {
+            "frames_per_second": p["cloud_frames_per_second"], "lost": p["lost"],
+            "gaps": p["cloud_sequence_gaps"], "p50_ms": (p["latency_ms"] or {}).get("p50"),
+            "p99_ms": (p["latency_ms"] or {}).get("p99"), "frames": p["sent"]}
+    if "attack" in r:
+        s["attack"] = {"decoder_frames_per_second": r["attack"]["decoder_frames_per_second"],
+                       "live_frames_per_second": r["attack"]["live"]["frames_per_second"]}
+    if "dp" in r:
+        s["dp_over_non_private"] = r["dp"]["ratio"]
+    return s
+
+
+def markdown(r: dict) -> str:
+    """The summary as a Markdown table (the README's, generated)."""
+    s, rows = r["summary"], []
+    for key, v in s.items():
+        if key.startswith("tflite_k"):
+            rows.append((f"ms per image, split after block {key[-1]} ({v['runtime']}, best of "
+                         "1/2 threads)", f"Keras {v['keras_ms']}, float32 {v['float32_ms']}, "
+                         f"int8 {v['int8_ms']}; int8 / float32 {v['int8_over_float32']} "
+                         f"(int8 on built-in kernels: {v['int8_builtin_over_float32']})"
+                         + (f"; int8 relative error {v['int8_relative_error']}, top-1 "
+                            f"agreement {v['int8_top1_agreement']}"
+                            if "int8_relative_error" in v else "")))
+        elif key.startswith("pipeline_"):
+            _, engine, fleet = key.split("_")
+            rows.append((f"pipeline, {engine}, {fleet} node(s), unpaced",
+                         f"{v['frames_per_second']:,} frames/s, {v['frames']:,} frames, "
+                         f"{v['lost']} lost, {v['gaps']} gaps, p50 {v['p50_ms']} ms, "
+                         f"p99 {v['p99_ms']} ms"))
+    if "attack" in s:
+        rows.append(("attacker: frames reconstructed per second",
+                     f"decoder alone {s['attack']['decoder_frames_per_second']:,}, live behind "
+                     f"Mosquitto {s['attack']['live_frames_per_second']:,}"))
+    if "dp_over_non_private" in s:
+        rows.append(("DP-SGD / non-private seconds per epoch", f"{s['dp_over_non_private']}"))
+    if "demo_seconds" in s:
+        rows.append(("`splitleak demo` from nothing (no venv install)", f"{s['demo_seconds']} s"))
+    m = r["machine"]
+    head = (f"`{r['command']}` on {r['date']}: {m['cpu']}, {m['cores']} cores, "
+            f"{m['memory']}, Python {m['python']}\n\n| what | measured |\n|---|---|\n")
+    return head + "\n".join(f"| {a} | {b} |" for a, b in rows) + "\n"
+
+
+def describe(r: dict) -> str:
+    return markdown(r)

@@ -1,0 +1,95 @@
+"""Security-class labs, each an attack → defend → measure arc of about 15 minutes on a laptop
+with the embedded broker. Handouts: docs/labs/labN.md; instructor notes: docs/labs/instructor/.
+
+  list      the labs, with their time and tasks
+  start N   prepare a working folder for lab N (your variant with --student ID), print task 1
+  check N   ✔/✘ per task of lab N in a folder, with a hint per ✘
+  run N     run every command of lab N's handout in a started folder (instructors, CI)
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from splitleak.tools.labs import lab
+
+
+def add_arguments(parser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    sub = parser.add_subparsers(dest="lab_command", required=True, metavar="SUBCOMMAND")
+    sub.add_parser("list", help="the labs, their time and tasks").set_defaults(_lab=_list)
+    p = sub.add_parser("start", help="prepare a lab folder and print the first task")
+    p.set_defaults(_lab=_start)
+    p.add_argument("n", type=int, metavar="N")
+    _dir(p)
+    p.add_argument("--student", metavar="ID",
+                   help="your student id: seeds, node id, port and images derive from it")
+    p.add_argument("--force", action="store_true", help="start even if the folder is not empty")
+    p.add_argument("--size", choices=lab.SIZES, default="full",
+                   help="full: the lab as handed out; short: tiny training runs (CI, a dry run)")
+    p.add_argument("--omniglot-dir", metavar="DIR", help="folder with the upstream Omniglot zips "
+                   "(default: $SPLITLEAK_OMNIGLOT_DIR)")
+    p = sub.add_parser("check", help="check a lab folder, task by task")
+    p.set_defaults(_lab=_check)
+    p.add_argument("n", type=int, metavar="N")
+    _dir(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = sub.add_parser("run", help="run every command of the handout in a started lab folder")
+    p.set_defaults(_lab=_run)
+    p.add_argument("n", type=int, metavar="N")
+    _dir(p)
+
+
+def _dir(p) -> None:
+    p.add_argument("--dir", type=Path, metavar="DIR", help="the lab folder (default: ./labN)")
+
+
+def run(args) -> int:
+    if getattr(args, "n", None) is not None:
+        lab.check_lab(args.n)
+        args.dir = args.dir or Path(f"lab{args.n}")
+    return args._lab(args)
+
+
+def _list(args) -> int:
+    for n, title in lab.TITLES.items():
+        steps = lab.tasks(n)
+        print(f"lab {n}: {title} ({sum(t.minutes for t in steps)} min, {len(steps)} tasks) — "
+              f"{lab.handout(n).relative_to(lab.HANDOUTS.parents[1])}")
+    return 0
+
+
+def _start(args) -> int:
+    v = lab.start(args.n, args.dir, args.student, args.force, args.size, args.omniglot_dir)
+    first = lab.tasks(args.n)[0]
+    print(f"lab {args.n} ready in {args.dir}/ for student {v['student']} (node {v['node']}, "
+          f"broker port {v['port']}, seed {v['seed']}).\nHandout: {lab.handout(args.n)}\n"
+          f"First: cd {args.dir}\n\n{first.text}")
+    return 0
+
+
+def _check(args) -> int:
+    from splitleak.tools.labs import checks as lab_checks
+
+    v = lab.load(args.dir, args.n)
+    steps = {t.number: t for t in lab.tasks(args.n)}
+    results = lab_checks.run(args.n, args.dir, v)
+    if args.json:
+        print(json.dumps({"lab": args.n, "student": v["student"], "tasks": [
+            {"task": k, "title": steps[k].title, "ok": hint is None, "hint": hint}
+            for k, hint in results]}))
+    else:
+        for k, hint in results:
+            print(f"✔ task {k}: {steps[k].title}" if hint is None else
+                  f"✘ task {k}: {steps[k].title} — {hint}")
+    return 0 if all(hint is None for _, hint in results) else 1
+
+
+def _run(args) -> int:
+    """The handout's commands in order, in one bash (set -e): background servers included,
+    and stopped when the script ends."""
+    code = lab.run_script(args.n, args.dir)
+    if code:
+        print(f"splitleak lab run: lab {args.n} stopped: a command exited {code}", file=sys.stderr)
+    return code

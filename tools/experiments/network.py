@@ -1,0 +1,156 @@
+"""The network lockdown, measured: one stream per broker profile, and who else receives it.
+
+For each profile (open, auth, tls) a fresh broker, the cloud head and one edge node stream the
+same lite test images; beside them eavesdroppers try to subscribe to every node's activations:
+with no credentials, a wrong password, the attacker's own account (valid, no rights under the
+tls ACL), a stolen edge credential and a stolen cloud credential. Each eavesdropper's frames are
+reconstructed with a black-box decoder and scored against the images that were sent.
+"""
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from splitleak.broker import profiles, topics
+from splitleak.broker.inbox import FrameInbox
+from splitleak.broker.urls import BrokerConnectError, connect, make_client, parse_url
+
+log = logging.getLogger("splitleak.network")
+
+# eavesdropper -> (user, password) to log in with: None = anonymous; "" = the user's real password
+EAVESDROPPERS = {
+    "no credentials": None,
+    "wrong password": (profiles.ATTACKER, "not-the-password"),
+    "attacker account": (profiles.ATTACKER, ""),
+    "stolen edge credential": (profiles.DEFAULT_NODES[0], ""),
+    "stolen cloud credential": (profiles.CLOUD, ""),
+}
+
+
+class Eavesdropper:
+    """A subscriber to splitleak/+/activations that keeps every valid frame it receives."""
+
+    def __init__(self, name: str, broker, login, shape):
+        self.name, self.frames, self.status, self.reason = name, {}, "connected", ""
+        self.inbox = FrameInbox(shape, log)
+        url = parse_url(broker.url)
+        if login is not None and broker.profile != "open":
+            user, password = login
+            url = replace(url, username=user, password=password or broker.passwords[user])
+        self.client = make_client(url, f"spy-{name.replace(' ', '-')}", ca_file=broker.ca_file)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        try:
+            connect(self.client)
+        except BrokerConnectError as exc:
+            self.client, self.status, self.reason = None, "refused", str(exc)
+            return
+        self.client.subscribe(topics.ALL_ACTIVATIONS, qos=1)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if any(rc.is_failure for rc in reason_codes):
+            self.status = "subscription refused"
+
+    def _on_message(self, client, userdata, msg):
+        frame = self.inbox.decode(msg.topic, msg.payload)
+        if frame is not None:
+            self.frames[frame.seq] = frame
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+
+def run_experiment(run_dir: Path | None = None, decoder_dir: Path | None = None,
+                   engine: str = "mosquitto", profile_names: tuple = profiles.PROFILES,
+                   frames: int = 200, out: Path = Path("runs/network"), omniglot_dir=None) -> dict:
+    """Reuse or train the lite run (default runs/lite) and a decoder against it (default
+    runs/attack-lite), stream `frames` lite test images under each profile, reconstruct what
+    each eavesdropper received; write out/results.json and results.md, return the results."""
+    from splitleak.attack import store
+    from splitleak.attack.config import TrainConfig as DecoderConfig
+    from splitleak.attack.train import ensure_decoder
+    from splitleak.cloud import artifacts, rundir
+    from splitleak.cloud.config import TrainConfig
+    from splitleak.cloud.data import load_protocol
+    from splitleak.cloud.train import ensure_run
+
+    run_dir = Path(run_dir or rundir.default_run_dir())
+    decoder_dir = Path(decoder_dir or rundir.default_attack_dir())
+    proto = load_protocol("lite", omniglot_dir)
+    if not 1 <= frames <= len(proto.test):
+        raise ValueError(f"--frames must be in 1..{len(proto.test)}, got {frames}")
+    ensure_run(run_dir, TrainConfig.epochs, proto, TrainConfig.split_after)
+    ensure_decoder(decoder_dir, run_dir, DecoderConfig.epochs, proto)
+    decoder, _ = store.load_decoder(decoder_dir)
+    images = proto.test.images[:frames]
+    rows = []
+    for profile in profile_names:
+        print(f"profile {profile}: streaming {frames} lite test images", flush=True)
+        row, received = run_profile(run_dir, engine, profile, images, "lite-test")
+        for name, got in received.items():
+            row["eavesdroppers"][name]["reconstruction"] = score_frames(decoder, got, images)
+        rows.append(row)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"engine": engine, "run": str(run_dir), "decoder": str(decoder_dir), "rows": rows}
+    artifacts.write_json(out / "results.json", result)
+    (out / "results.md").write_text(table(rows))
+    return result
+
+
+def run_profile(run_dir, engine: str, profile: str, images: np.ndarray, source: str,
+                timeout: float = 120.0) -> tuple[dict, dict]:
+    """Stream `source` (whose images are `images`) under `profile`: (row, frames per spy)."""
+    from splitleak.cloud import rundir
+    from splitleak.tools.deploy.demo import Deployment
+
+    shape = rundir.activation_shape(run_dir)
+    with Deployment(run_dir, engine, profile) as dep:
+        cloud = dep.start_cloud("--json")
+        spies = [Eavesdropper(name, dep.broker, login, shape)
+                 for name, login in EAVESDROPPERS.items()]
+        dep.callback(lambda: [s.close() for s in spies])
+        edge = dep.start_edge("--source", source, "--count", len(images), "--json")
+        if edge.wait(timeout) != 0:
+            raise RuntimeError(f"the edge node failed under {profile}:\n{edge.tail()}")
+        time.sleep(1.0)  # the last frames reach the subscribers
+        cloud.stop()
+        accepted = cloud.json()["accepted"]
+    row = {"profile": profile, "sent": len(images), "cloud": accepted,
+           "eavesdroppers": {s.name: {"status": s.status, "reason": s.reason,
+                                      "frames": len(s.frames)} for s in spies}}
+    return row, {s.name: s.frames for s in spies}
+
+
+def score_frames(decoder, frames: dict, images: np.ndarray) -> dict | None:
+    """Reconstruct the received frames and score them against the images sent (None if none)."""
+    if not frames:
+        return None
+    from splitleak.attack import blackbox, metrics
+
+    seqs = sorted(frames)
+    recons = blackbox.reconstruct(decoder, np.stack([frames[s].as_float32() for s in seqs]))
+    summary = metrics.evaluate(images[seqs], recons)
+    return {"mse": summary["mse"], "top1": summary["identification"]["top1"], "n": len(seqs)}
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: frames received by the cloud and by each eavesdropper (and the top-1
+    identification of their reconstructions), per profile."""
+    names = list(EAVESDROPPERS)
+    lines = ["| profile | sent | cloud | " + " | ".join(names) + " |",
+             "|---" * (3 + len(names)) + "|"]
+    for r in rows:
+        cells = []
+        for name in names:
+            e = r["eavesdroppers"][name]
+            rec = e.get("reconstruction")
+            got = f"{e['frames']}" + (f" (top-1 {rec['top1']:.2f})" if rec else "")
+            cells.append(got if e["status"] == "connected" else f"{got}: {e['status']}")
+        lines.append(f"| {r['profile']} | {r['sent']} | {r['cloud']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

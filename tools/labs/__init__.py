@@ -1,0 +1,1 @@
+"""Security-class labs: handouts, per-student variants, set-up checks and the checks that grade them."""

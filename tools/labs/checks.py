@@ -1,0 +1,271 @@
+"""`splitleak lab check N`: per task, is what the handout's commands leave in the folder there,
+and does it belong to this student's variant? A check returns None when it holds, else a hint.
+"""
+
+import json
+from pathlib import Path
+
+from splitleak.broker import topics, wire
+from splitleak.cloud import rundir
+
+
+class Missing(Exception):
+    """A check's hint: what is missing or wrong, and what to run."""
+
+
+def _json(path: Path, last_line: bool = False) -> dict:
+    if not path.is_file():
+        raise Missing(f"{path} is missing")
+    text = path.read_text().strip()
+    try:
+        return json.loads(text.splitlines()[-1] if last_line else text)
+    except (ValueError, IndexError):
+        raise Missing(f"{path} is not the JSON the command writes; run it again") from None
+
+
+def _target(folder: Path, v: dict, name: str = "target", split_after: int | None = None) -> str:
+    """The run's mobile-stage sha256, after checking it was trained with the student's seed."""
+    from splitleak.edge.runtime import sha256_file
+
+    manifest = _json(folder / name / rundir.MANIFEST)
+    if manifest["config"]["seed"] != v["seed"]:
+        raise Missing(f"{name} was trained with seed {manifest['config']['seed']}, not yours "
+                      f"({v['seed']}): pass --seed $SEED")
+    if split_after is not None and manifest["split_after"] != split_after:
+        raise Missing(f"{name} is cut after block {manifest['split_after']}, not {split_after}")
+    return sha256_file(rundir.mobile(folder / name))
+
+
+def _decoder(folder: Path, v: dict, name: str, target_sha: str) -> dict:
+    manifest = _json(folder / name / rundir.MANIFEST)
+    if manifest["target"]["sha256"] != target_sha:
+        raise Missing(f"{name} was trained against another mobile stage; retrain it with --force")
+    if manifest["config"]["seed"] != v["seed"]:
+        raise Missing(f"{name} was trained with seed {manifest['config']['seed']}, not {v['seed']}")
+    return manifest
+
+
+def _frames(path: Path, v: dict) -> list:
+    """The frames of a capture file, all from the student's node, at least FRAMES of them."""
+    if not path.is_file():
+        raise Missing(f"{path} is missing")
+    frames = []
+    for line in path.read_text().splitlines():
+        topic, _, payload = line.partition(" ")
+        try:
+            frames.append(wire.decode(bytes.fromhex(payload)))
+        except (ValueError, wire.WireError) as exc:
+            raise Missing(f"{path.name}: a line is not a frame ({exc})") from None
+        if topic != topics.activations(v["node"]) or frames[-1].node_id != v["node"]:
+            raise Missing(f"{path.name} holds frames of {frames[-1].node_id}, not of your "
+                          f"node {v['node']}: pass --node-id $NODE")
+    if len(frames) < v["frames"]:
+        raise Missing(f"{path.name} holds {len(frames)} frames, expected {v['frames']}")
+    return frames
+
+
+def _status(path: Path, v: dict) -> dict:
+    if not path.is_file() or not path.read_text().strip():
+        raise Missing(f"{path} is missing or empty")
+    topic, _, text = path.read_text().strip().partition(" ")
+    if topic != topics.status(v["node"]):
+        raise Missing(f"{path.name} is from {topic}, expected {topics.status(v['node'])}")
+    return json.loads(text)
+
+
+def _scored_capture(folder: Path, attack: str, v: dict) -> dict:
+    """eval.json's score of a capture against the private images."""
+    path = folder / attack / rundir.EVAL
+    result = _json(path).get("blackbox", {}).get("capture")
+    if not result or not result.get("reconstruction"):
+        raise Missing(f"{path.relative_to(folder)} has no scored capture: run attack eval with "
+                      "--from-capture and --truth folder:private")
+    if result["n"] != v["frames"]:
+        raise Missing(f"the capture scored in {path.relative_to(folder)} has {result['n']} frames, "
+                      f"expected {v['frames']}")
+    return result
+
+
+# -- lab 1 -------------------------------------------------------------------------------------
+
+def lab1(folder: Path, v: dict) -> dict:
+    def cloud():
+        s = _json(folder / "cloud.out", last_line=True)
+        if s["nodes"].get(v["node"], {}).get("frames", 0) < v["frames"]:
+            raise Missing(f"the cloud answered fewer than {v['frames']} frames of {v['node']}")
+
+    def status():
+        sha = _target(folder, v)
+        s = _status(folder / "status.txt", v)
+        if s.get("state") != "online" or s.get("model_sha256") != sha:
+            raise Missing("status.txt should hold the retained online status naming your "
+                          "model's sha256; subscribe while the second edge run is up")
+        if _status(folder / "will.txt", v).get("state") != "offline":
+            raise Missing("will.txt should hold the last will (offline) after kill -9")
+
+    def listened():
+        _frames(folder / "capture.txt", v)
+        s = _json(folder / "spy.out", last_line=True)
+        if s.get("nodes", {}).get(v["node"], 0) < v["frames"]:
+            raise Missing(f"the eavesdropper (spy.out) decoded fewer than {v['frames']} frames "
+                          f"of {v['node']}")
+
+    def decoded():
+        first = _frames(folder / "capture.txt", v)[0]
+        d = _json(folder / "decoded.json")
+        want = {"seq": first.seq, "node": first.node_id, "shape": list(first.activation.shape)}
+        if {k: d.get(k) for k in want} != want or abs(d.get("first_value", 1e9)
+                                                     - float(first.activation.flat[0])) > 1e-6:
+            raise Missing(f"decoded.json {d} does not match the first frame of capture.txt")
+
+    return {1: lambda: _target(folder, v), 2: cloud, 3: listened, 4: status, 5: decoded,
+            6: lambda: _stopped(folder, v)}
+
+
+# -- lab 2 -------------------------------------------------------------------------------------
+
+def lab2(folder: Path, v: dict) -> dict:
+    def live():
+        s = _json(folder / "live.out", last_line=True)
+        if s.get("reconstructed", 0) < v["frames"]:
+            raise Missing(f"the eavesdropper reconstructed {s.get('reconstructed', 0)} frames, "
+                          f"expected {v['frames']}")
+        saved = list((folder / "recon" / v["node"]).glob("*.png"))
+        if len(saved) < v["frames"]:
+            raise Missing(f"recon/{v['node']}/ holds {len(saved)} reconstructions, expected "
+                          f"{v['frames']}: pass --save recon")
+        _frames(folder / "capture.txt", v)
+
+    return {1: lambda: _target(folder, v),
+            2: lambda: _decoder(folder, v, "attack", _target(folder, v)),
+            3: live, 4: lambda: _scored_capture(folder, "attack", v)}
+
+
+# -- lab 3 -------------------------------------------------------------------------------------
+
+CUTS = (2, 4)
+
+
+def lab3(folder: Path, v: dict) -> dict:
+    def targets():
+        for k in CUTS:
+            _target(folder, v, f"target-k{k}", split_after=k)
+
+    def decoders():
+        for k in CUTS:
+            _decoder(folder, v, f"attack-k{k}", _target(folder, v, f"target-k{k}", k))
+
+    def captures():
+        for k in CUTS:
+            shape = tuple(_json(folder / f"target-k{k}" / rundir.MANIFEST)["activation"]["shape"])
+            frames = _frames(folder / f"capture-k{k}.txt", v)
+            if frames[0].activation.shape != shape:
+                raise Missing(f"capture-k{k}.txt holds {frames[0].activation.shape} activations, "
+                              f"not target-k{k}'s {shape}: stream "
+                              f"{rundir.mobile(Path(f'target-k{k}'))}")
+        _stopped(folder, v)
+
+    def scores():
+        for k in CUTS:
+            _scored_capture(folder, f"attack-k{k}", v)
+
+    return {1: targets, 2: decoders, 3: captures, 4: scores}
+
+
+# -- lab 4 -------------------------------------------------------------------------------------
+
+def lab4(folder: Path, v: dict) -> dict:
+    def epsilon():
+        e = _json(folder / "epsilon.json")
+        if (e["n"], e["noise_multiplier"], e["epochs"]) != (v["limit"], 0.7, v["epochs"]):
+            raise Missing(f"epsilon.json is for n={e['n']}, z={e['noise_multiplier']}, "
+                          f"{e['epochs']} epochs; expected n=$LIMIT, z=0.7, $EPOCHS epochs")
+
+    def sweep():
+        from dataclasses import replace
+
+        from splitleak.tools.experiments.settings import preset
+
+        done = _json(folder / "sweep" / "results.json")["settings"]
+        want = [replace(s, **_json(folder / "sweep.json")) for s in preset("lab")]
+        missing = [s.name for s in want if s.key() not in done]
+        if missing:
+            raise Missing(f"sweep/results.json lacks {', '.join(missing)} (with your sweep.json): "
+                          "run the sweep again, it resumes")
+        if not any((r["epsilon"] or {}).get("rdp") for r in done.values()):
+            raise Missing("no DP-SGD row with an ε in sweep/results.json")
+
+    def read():
+        for name in ("results.md", "privacy-utility.png", "report.html"):
+            if not (folder / "sweep" / name).is_file():
+                raise Missing(f"sweep/{name} is missing: the sweep writes it when every "
+                              "setting is done")
+
+    return {1: epsilon, 2: sweep, 3: read}
+
+
+# -- lab 5 -------------------------------------------------------------------------------------
+
+def lab5(folder: Path, v: dict) -> dict:
+    def models():
+        _decoder(folder, v, "attack", _target(folder, v))
+
+    def broker():
+        users = _json(folder / "broker" / "credentials.json")
+        if users.get(v["node"]) != v["password"]:
+            raise Missing("broker/credentials.json does not give your node the vendor's "
+                          "password: start the broker with --password \"$NODE=$(cat vendor/password)\"")
+
+    def guess():
+        g = _json(folder / "guess.json")
+        if g.get("user") != v["node"] or g.get("password") != v["password"]:
+            raise Missing(f"guess.json did not recover {v['node']}'s password: guess with "
+                          "--user $NODE --wordlist wordlist.txt")
+
+    def stolen():
+        s = _json(folder / "stolen.out", last_line=True)
+        if s.get("reconstructed", 0) < v["frames"]:
+            raise Missing(f"the eavesdropper with the stolen credential reconstructed "
+                          f"{s.get('reconstructed', 0)} frames, expected {v['frames']}")
+        _frames(folder / "stolen.txt", v)
+        _stopped(folder, v)
+
+    def network():
+        rows = {r["profile"]: r for r in _json(folder / "network" / "results.json")["rows"]}
+        if set(rows) != {"auth", "tls"}:
+            raise Missing(f"network/results.json has profiles {sorted(rows)}; expected auth "
+                          "and tls: pass --profiles auth tls")
+        edge = {p: rows[p]["eavesdroppers"]["stolen edge credential"]["frames"] for p in rows}
+        if not edge["auth"] or edge["tls"]:
+            raise Missing(f"a stolen edge credential received {edge} frames; expected all "
+                          "under auth and none under tls")
+
+    return {1: models, 2: broker, 3: guess, 4: stolen, 5: network}
+
+
+def _stopped(folder: Path, v: dict) -> None:
+    """The lab's broker ran, and nothing listens on its port any more."""
+    from splitleak.broker.server import port_open
+
+    if not (folder / "broker.log").is_file():
+        raise Missing("broker.log is missing: start the broker as the handout does")
+    if port_open("127.0.0.1", v["port"]):
+        raise Missing(f"something still listens on port {v['port']}: kill $BROKER_PID "
+                      "(or the `splitleak broker` you started)")
+
+
+CHECKS = {1: lab1, 2: lab2, 3: lab3, 4: lab4, 5: lab5}
+
+
+def run(n: int, folder: Path, v: dict) -> list[tuple[int, str | None]]:
+    """(task number, None or a hint) for every task of lab n."""
+    out = []
+    for number, check in CHECKS[n](Path(folder), v).items():
+        try:
+            check()
+            out.append((number, None))
+        except Missing as exc:
+            out.append((number, str(exc).replace(f"{folder}/", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            out.append((number, f"an output of this task is malformed ({exc}); run it again"))
+    return out

@@ -1,0 +1,1 @@
+"""An emulated Raspberry Pi (arm64 Debian under QEMU) for the edge node."""
