@@ -23,6 +23,7 @@ __all__ = ["ENGINES", "RunningBroker", "check_port_free", "free_port", "port_ope
            "stop_process", "wait_for_port"]
 
 ENGINES = profiles.ENGINES
+DIRECTORY = Path("runs/broker")  # the broker's files: config, passwords, certificates
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,7 +49,7 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def start_broker(engine: str = "amqtt", profile: str = "open", port: int = 1883,
-                 directory: str | Path = "runs/broker", host: str = "127.0.0.1",
+                 directory: str | Path = DIRECTORY, host: str = "127.0.0.1",
                  nodes=profiles.DEFAULT_NODES, passwords: dict[str, str] | None = None,
                  tls_names=(), bridge: str | None = None, timeout: float = 10.0) -> RunningBroker:
     """Write the broker's files into `directory`, start it and wait until it listens.

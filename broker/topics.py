@@ -69,7 +69,3 @@ def node_from_topic(topic: str) -> str:
     """The node id in a splitleak topic; ValueError for any other topic."""
     return parse_topic(topic)[0]
 
-
-def kind_from_topic(topic: str) -> str:
-    """'activations', 'predictions' or 'status'; ValueError for a foreign topic."""
-    return parse_topic(topic)[1]

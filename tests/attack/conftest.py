@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from splitleak.cloud import rundir
 from splitleak.tools import cli
 
 
@@ -20,11 +21,11 @@ def make_run(folder: Path, seed: int) -> Path:
     tf.keras.utils.set_random_seed(seed)
     folder.mkdir(parents=True)
     mobile = mobile_stage()
-    mobile.save(folder / "mobile.keras")
+    mobile.save(folder / rundir.MOBILE_KERAS)
     tflite = tf.lite.TFLiteConverter.from_keras_model(mobile).convert()
-    (folder / "mobile.tflite").write_bytes(tflite)
-    hashes = {name: sha256_file(folder / name) for name in ("mobile.keras", "mobile.tflite")}
-    (folder / "manifest.json").write_text(json.dumps({"protocol": "lite", "artifacts": hashes}))
+    (rundir.mobile(folder)).write_bytes(tflite)
+    hashes = {name: sha256_file(folder / name) for name in (rundir.MOBILE_KERAS, rundir.MOBILE_TFLITE)}
+    (folder / rundir.MANIFEST).write_text(json.dumps({"protocol": "lite", "artifacts": hashes}))
     return folder
 
 
@@ -53,7 +54,7 @@ def cli_run():
 def attack_dir(tmp_path_factory, run_dir, omniglot_dir) -> Path:
     """A decoder trained for one epoch on 48 attacker images."""
     out = tmp_path_factory.mktemp("attack") / "attack"
-    code = splitleak("attack", "train", "--target", run_dir / "mobile.tflite", "--epochs", 1,
+    code = splitleak("attack", "train", "--target", rundir.mobile(run_dir), "--epochs", 1,
                      "--limit", 48, "--out", out, "--omniglot-dir", omniglot_dir)
     assert code == 0
     return out

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from splitleak.cloud import rundir
 from tests.conftest import splitleak
 
 
@@ -54,7 +55,7 @@ def test_bench_all_quick_writes_one_report(attack_dir, tiny_run, tmp_path):
     (k, tflite), = report["tflite"].items()
     assert tflite["runtime"] and set(tflite["results"]) == {
         "keras", *(f"{m} x{t}" for t in (1, 2) for m in (
-            "mobile.tflite", "mobile_int8.tflite", "int8 built-in kernels"))}
+            rundir.MOBILE_TFLITE, rundir.MOBILE_INT8, "int8 built-in kernels"))}
     pipelines = {(p["engine"], p["fleet"]): p for p in report["pipeline"]}
     assert set(pipelines) == {(e, n) for e in ("mosquitto", "amqtt") for n in (1, 10)}
     for p in pipelines.values():

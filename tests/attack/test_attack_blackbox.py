@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from splitleak.attack import blackbox, decoders
+from splitleak.cloud import rundir
 from splitleak.edge.runtime import MobileStage
 
 
@@ -66,7 +67,7 @@ def test_loss_choice():
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", decoders.ARCHS)
 def test_training_beats_untrained_decoder(arch, run_dir, lite):
-    stage = MobileStage(run_dir / "mobile.tflite")
+    stage = MobileStage(rundir.mobile(run_dir))
     images = lite.attacker.images[:96]
     activations = stage.run(images)
     cfg = blackbox.TrainConfig(arch=arch, epochs=3, patience=0, seed=3)
@@ -84,7 +85,7 @@ def test_training_beats_untrained_decoder(arch, run_dir, lite):
 @pytest.mark.slow
 @pytest.mark.parametrize("augment", [False, True])
 def test_the_same_seed_trains_the_same_decoder(augment, run_dir, lite):
-    stage = MobileStage(run_dir / "mobile.tflite")
+    stage = MobileStage(rundir.mobile(run_dir))
     images = lite.attacker.images[:64]
     cfg = blackbox.TrainConfig(epochs=2, patience=0, seed=5, augment=augment)
     (a, ha), (b, hb) = (blackbox.train(stage, images, cfg, progress=False) for _ in range(2))

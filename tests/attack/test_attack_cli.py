@@ -7,6 +7,7 @@ import pytest
 
 from splitleak.attack import store
 from splitleak.attack.evaluate import SEED_TRAINING_LOSS
+from splitleak.cloud import rundir
 from splitleak.edge.runtime import sha256_file
 
 pytestmark = pytest.mark.slow  # each test trains or queries through the CLI
@@ -14,25 +15,25 @@ pytestmark = pytest.mark.slow  # each test trains or queries through the CLI
 
 def test_train_writes_attack_dir(attack_dir, run_dir):
     assert sorted(p.name for p in attack_dir.iterdir() if not p.name.startswith(("eval", "b", "w"))) \
-        == ["decoder.keras", "history.json", "manifest.json"]
+        == [rundir.DECODER, rundir.HISTORY, rundir.MANIFEST]
     decoder, manifest = store.load_decoder(attack_dir)
     assert decoder.output_shape == (None, 105, 105, 1)
-    assert manifest["target"]["sha256"] == sha256_file(run_dir / "mobile.tflite")
+    assert manifest["target"]["sha256"] == sha256_file(rundir.mobile(run_dir))
     assert manifest["target"]["run_protocol"] == "lite" and manifest["target"]["in_run_manifest"]
     assert manifest["data"] == manifest["data"] | {"protocol": "lite", "images": 48, "limit": 48}
     assert manifest["config"]["arch"] == "upsample" and manifest["config"]["seed"] == 1
     assert {"tensorflow", "numpy"} <= set(manifest["versions"])
-    assert manifest["artifacts"]["decoder.keras"] == sha256_file(attack_dir / "decoder.keras")
-    history = json.loads((attack_dir / "history.json").read_text())
+    assert manifest["artifacts"][rundir.DECODER] == sha256_file(attack_dir / rundir.DECODER)
+    history = json.loads((attack_dir / rundir.HISTORY).read_text())
     assert len(history["epochs"]) == 1 and "val_mse" in history["epochs"][0]
 
 
 def test_existing_dir_refused_without_force(attack_dir, run_dir, cli_run, capsys):
-    before = sha256_file(attack_dir / "decoder.keras")
-    code = cli_run("attack", "train", "--target", run_dir / "mobile.tflite", "--epochs", 1,
+    before = sha256_file(attack_dir / rundir.DECODER)
+    code = cli_run("attack", "train", "--target", rundir.mobile(run_dir), "--epochs", 1,
                    "--limit", 8, "--out", attack_dir)
     assert code == 2 and "--force" in capsys.readouterr().err
-    assert sha256_file(attack_dir / "decoder.keras") == before
+    assert sha256_file(attack_dir / rundir.DECODER) == before
 
 
 def test_failed_training_leaves_nothing(tmp_path, run_dir, cli_run, monkeypatch, capsys):
@@ -43,7 +44,7 @@ def test_failed_training_leaves_nothing(tmp_path, run_dir, cli_run, monkeypatch,
 
     monkeypatch.setattr(blackbox, "train", broken)
     out = tmp_path / "attack"
-    assert cli_run("attack", "train", "--target", run_dir / "mobile.tflite", "--epochs", 1,
+    assert cli_run("attack", "train", "--target", rundir.mobile(run_dir), "--epochs", 1,
                    "--limit", 8, "--out", out) == 2
     assert "boom" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
@@ -51,7 +52,7 @@ def test_failed_training_leaves_nothing(tmp_path, run_dir, cli_run, monkeypatch,
 
 def test_force_replaces(tmp_path, run_dir, cli_run):
     out = tmp_path / "attack"
-    args = ("attack", "train", "--target", run_dir / "mobile.tflite", "--arch", "seed",
+    args = ("attack", "train", "--target", rundir.mobile(run_dir), "--arch", "seed",
             "--epochs", 1, "--limit", 16, "--out", out)
     assert cli_run(*args) == 0
     assert cli_run(*args, "--force", "--seed", "2") == 0
@@ -61,7 +62,7 @@ def test_force_replaces(tmp_path, run_dir, cli_run):
 
 def test_eval_scores_and_baselines(attack_dir, lite, cli_run):
     assert cli_run("attack", "eval", attack_dir, "--limit", 20) == 0
-    result = json.loads((attack_dir / "eval.json").read_text())["blackbox"]["test"]
+    result = json.loads((attack_dir / rundir.EVAL).read_text())["blackbox"]["test"]
     images = lite.test.images[:20]
     attacker_mean = lite.attacker.images[:48].mean(axis=0)
     assert result["n"] == 20
@@ -84,7 +85,7 @@ def test_eval_scores_and_baselines(attack_dir, lite, cli_run):
 
 
 def test_eval_refuses_another_target(attack_dir, other_run, cli_run, capsys):
-    other = other_run / "mobile.tflite"
+    other = rundir.mobile(other_run)
     code = cli_run("attack", "eval", attack_dir, "--target", other, "--limit", 4)
     err = capsys.readouterr().err
     assert code == 2
@@ -92,7 +93,7 @@ def test_eval_refuses_another_target(attack_dir, other_run, cli_run, capsys):
     assert store.load_manifest(attack_dir)["target"]["sha256"] in err
     assert cli_run("attack", "eval", attack_dir, "--target", other, "--limit", 4,
                    "--split", "attacker", "--force") == 0
-    result = json.loads((attack_dir / "eval.json").read_text())["blackbox"]["attacker"]
+    result = json.loads((attack_dir / rundir.EVAL).read_text())["blackbox"]["attacker"]
     assert result["target"]["matches_manifest"] is False
 
 
@@ -101,7 +102,7 @@ def test_tampered_decoder_refused(tmp_path, attack_dir):
 
     copy = tmp_path / "copy"
     shutil.copytree(attack_dir, copy)
-    with open(copy / "decoder.keras", "ab") as f:
+    with open(copy / rundir.DECODER, "ab") as f:
         f.write(b"x")
     with pytest.raises(ValueError, match="sha256"):
         store.load_decoder(copy)
@@ -132,14 +133,14 @@ def test_naive_and_adaptive_attackers_against_a_defended_device(cli_run, attack_
                                                                  omniglot_dir, tmp_path):
     defence = "noise:laplace:0.3,quant:int8"
     adaptive = tmp_path / "adaptive"
-    assert cli_run("attack", "train", "--target", run_dir / "mobile.tflite", "--epochs", 1,
+    assert cli_run("attack", "train", "--target", rundir.mobile(run_dir), "--epochs", 1,
                    "--limit", 48, "--defense", defence, "--out", adaptive,
                    "--omniglot-dir", omniglot_dir) == 0
-    assert json.loads((adaptive / "manifest.json").read_text())["defense"] == defence
+    assert json.loads((adaptive / rundir.MANIFEST).read_text())["defense"] == defence
     for folder, kind in ((attack_dir, "naive"), (adaptive, "adaptive")):
         assert cli_run("attack", "eval", folder, "--limit", 16, "--defense", defence,
                        "--omniglot-dir", omniglot_dir) == 0
-        result = json.loads((folder / "eval.json").read_text())["blackbox"]["test-defended"]
+        result = json.loads((folder / rundir.EVAL).read_text())["blackbox"]["test-defended"]
         assert (result["defense"], result["attacker"], result["n"]) == (defence, kind, 16)
     assert cli_run("attack", "eval", attack_dir, "--limit", 16, "--defense", "noise:gauss:0",
                    "--omniglot-dir", omniglot_dir) == 2

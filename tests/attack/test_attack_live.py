@@ -12,6 +12,7 @@ from PIL import Image
 from splitleak.broker import topics, wire
 from splitleak.broker.server import free_port, start_broker
 from splitleak.broker.urls import connect, make_client
+from splitleak.cloud import rundir
 from splitleak.tools.deploy.processes import Node
 from tests.conftest import splitleak, write_pngs
 from tests.headless import browser_tab
@@ -82,12 +83,12 @@ def test_live_attacker_reconstructs_stream_and_counts_junk(attack_dir, broker, p
     assert len((tmp_path / "capture.txt").read_text().splitlines()) == 10 + junk
     result = splitleak("attack", "eval", attack_dir, "--from-capture", tmp_path / "capture.txt")
     assert result.returncode == 0, result.stderr[-2000:]
-    capture = json.loads((attack_dir / "eval.json").read_text())["blackbox"]["capture"]
+    capture = json.loads((attack_dir / rundir.EVAL).read_text())["blackbox"]["capture"]
     assert capture["frames"] == 10 and sum(capture["rejected"].values()) == junk
     result = splitleak("attack", "eval", attack_dir, "--from-capture", tmp_path / "capture.txt",
                        "--limit", 4)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads((attack_dir / "eval.json").read_text())["blackbox"]["capture"]["frames"] == 4
+    assert json.loads((attack_dir / rundir.EVAL).read_text())["blackbox"]["capture"]["frames"] == 4
 
 
 def test_without_a_decoder_the_eavesdropper_decodes_counts_and_records(broker, publisher, tmp_path):
@@ -154,7 +155,7 @@ def test_capture_from_real_mosquitto_sub(attack_dir, run_dir, broker, lite, tmp_
                                 "-t", topics.ALL_ACTIVATIONS, "-F", "%t %x", "-C", "8"], stdout=out)
         try:
             time.sleep(0.5)
-            edge = splitleak("edge", "--model", run_dir / "mobile.tflite", "--broker", broker.url,
+            edge = splitleak("edge", "--model", rundir.mobile(run_dir), "--broker", broker.url,
                              "--node-id", "pi", "--source", f"folder:{folder}", "--json")
             assert edge.returncode == 0, edge.stderr[-2000:]
             assert sub.wait(30) == 0
@@ -163,7 +164,7 @@ def test_capture_from_real_mosquitto_sub(attack_dir, run_dir, broker, lite, tmp_
     result = splitleak("attack", "eval", attack_dir, "--from-capture", capture,
                        "--truth", f"folder:{folder}")
     assert result.returncode == 0, result.stderr[-2000:]
-    scored = json.loads((attack_dir / "eval.json").read_text())["blackbox"]["capture"]
+    scored = json.loads((attack_dir / rundir.EVAL).read_text())["blackbox"]["capture"]
     assert scored["frames"] == 8 and scored["nodes"] == {"pi": 8}
     assert 0 < scored["reconstruction"]["mse"] < 1 and scored["n"] == 8
 
@@ -185,7 +186,7 @@ def test_noise_defence_moves_published_activations_by_sigma(run_dir, broker, lit
                 for args, f in zip(listen, (out, out_status), strict=True)]
         try:
             time.sleep(0.5)
-            edge = splitleak("edge", "--model", run_dir / "mobile.tflite", "--broker", broker.url,
+            edge = splitleak("edge", "--model", rundir.mobile(run_dir), "--broker", broker.url,
                              "--node-id", "pi", "--source", f"folder:{folder}", "--json",
                              "--defense", "noise:gauss:0.5", "--defense-seed", 3)
             assert edge.returncode == 0, edge.stderr[-2000:]
@@ -194,7 +195,7 @@ def test_noise_defence_moves_published_activations_by_sigma(run_dir, broker, lit
             for sub in subs:
                 sub.kill()
     assert json.loads(status.read_text())["defense"] == "noise:gauss:0.5"
-    stage = MobileStage(run_dir / "mobile.tflite")
+    stage = MobileStage(rundir.mobile(run_dir))
     frames, _ = replay.read_frames(capture, stage.output_shape)
     published = np.stack([f.as_float32() for f in sorted(frames, key=lambda f: f.seq)])
     clean = stage.run(load_source(f"folder:{folder}"))  # the images as the edge read them

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from splitleak.attack import whitebox
+from splitleak.cloud import rundir
 
 
 def test_total_variation():
@@ -53,7 +54,7 @@ def test_start_images_and_prior():
 
 @pytest.mark.slow
 def test_inversion_reduces_activation_loss(run_dir, lite):
-    mobile = tf.keras.models.load_model(run_dir / "mobile.keras", compile=False)
+    mobile = tf.keras.models.load_model(run_dir / rundir.MOBILE_KERAS, compile=False)
     images = lite.test.images[:4]
     activations = whitebox.intercepted(run_dir, mobile, images)
     cfg = whitebox.WhiteboxConfig(steps=25, batch=2, tv_weight=0.1)
@@ -68,15 +69,15 @@ def test_whitebox_command(run_dir, attack_dir, omniglot_dir, cli_run):
     args = ("attack", "whitebox", "--run", run_dir, "--limit", 3, "--steps", 3,
             "--omniglot-dir", omniglot_dir)
     assert cli_run(*args) == 0
-    result = json.loads((run_dir / "whitebox" / "eval.json").read_text())["whitebox"]["test"]
+    result = json.loads((run_dir / "whitebox" / rundir.EVAL).read_text())["whitebox"]["test"]
     assert result["n"] == 3 and set(result["baselines"]) == {"blank_page", "attacker_mean_image"}
     assert (run_dir / "whitebox" / "whitebox-test-first16.png").is_file()
     assert result["config"]["start"] == "blank"
     assert cli_run(*args, "--attack-dir", attack_dir, "--start-from", attack_dir) == 0
-    result = json.loads((attack_dir / "eval.json").read_text())["whitebox"]["test"]
+    result = json.loads((attack_dir / rundir.EVAL).read_text())["whitebox"]["test"]
     assert result["config"]["start"] == str(attack_dir.resolve())
     assert cli_run(*args, "--attack-dir", attack_dir, "--defense", "noise:gauss:0.2") == 0
-    defended = json.loads((attack_dir / "eval.json").read_text())["whitebox"]["test-defended"]
+    defended = json.loads((attack_dir / rundir.EVAL).read_text())["whitebox"]["test-defended"]
     assert defended["config"]["defense"] == "noise:gauss:0.2" and defended["n"] == 3
 
 

@@ -16,13 +16,15 @@ def test_topic_names():
     assert topics.status("pi-01") == "splitleak/pi-01/status"
     assert topics.ALL_ACTIVATIONS == "splitleak/+/activations"
     assert topics.node_from_topic("splitleak/pi-01/activations") == "pi-01"
-    assert topics.kind_from_topic("splitleak/pi-01/status") == "status"
+    assert topics.parse_topic("splitleak/pi-01/status") == ("pi-01", "status")
 
 
 @pytest.mark.parametrize("topic", ["other/pi/activations", "splitleak/pi", "splitleak/pi/x",
                                    "splitleak/a/b/activations", "splitleak//activations",
                                    "splitleak/+/activations"])
 def test_foreign_topics_are_rejected(topic):
+    with pytest.raises(ValueError):
+        topics.parse_topic(topic)
     with pytest.raises(ValueError):
         topics.node_from_topic(topic)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from splitleak.cloud import dp, model, privacy
+from splitleak.cloud import dp, model, privacy, rundir
 from splitleak.cloud.config import TrainConfig
 from tests.conftest import splitleak
 
@@ -151,12 +151,12 @@ def test_dp_run_records_its_guarantee(omniglot_dir, tmp_path):
                        "--noise-multiplier", 1.1, "--delta", 1e-3, "--out", out,
                        "--omniglot-dir", omniglot_dir)
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / rundir.METRICS).read_text())
     priv = metrics["privacy"]
     assert (priv["n"], priv["batch"], priv["steps"], priv["sampling"]) == (64, 16, 8, "poisson")
     assert priv["epsilon"]["rdp"] == pytest.approx(privacy.epsilon(64, 16, 1.1, 2, 1e-3))
     assert metrics["best_epoch"] == 2 and "ε =" in result.stdout
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / rundir.MANIFEST).read_text())
     assert manifest["config"]["norm"] == "group" and manifest["config"]["dp"] is True
 
 
@@ -167,9 +167,9 @@ def test_a_tensorflow_privacy_run_on_shuffled_batches(omniglot_dir, tmp_path):
                        "--epochs", 1, "--limit", 32, "--batch", 16, "--delta", 1e-3,
                        "--out", out, "--omniglot-dir", omniglot_dir)
     assert result.returncode == 0, result.stderr
-    priv = json.loads((out / "metrics.json").read_text())["privacy"]
+    priv = json.loads((out / rundir.METRICS).read_text())["privacy"]
     assert (priv["engine"], priv["sampling"], priv["steps"]) == ("tf-privacy", "shuffle", 2)
-    assert (out / "mobile.tflite").is_file()
+    assert (rundir.mobile(out)).is_file()
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from splitleak.cloud import export, model
+from splitleak.cloud import export, model, rundir
 from splitleak.edge.runtime import MobileStage
 
 
@@ -63,9 +63,9 @@ def test_the_int8_file_is_blocked_and_quantises_its_own_input(tmp_path):
     tensors = export.export(with_statistics(model.mobile_stage("batch", 1)),
                             np.random.default_rng(3).random((8, *model.INPUT_SHAPE), np.float32),
                             tmp_path)
-    assert tensors["mobile_int8.tflite"]["input"]["dtype"] == "float32"
-    assert tensors["mobile_int8.tflite"]["output"]["dtype"] == "int8"
-    interpreter = MobileStage(tmp_path / "mobile_int8.tflite")._interp
+    assert tensors[rundir.MOBILE_INT8]["input"]["dtype"] == "float32"
+    assert tensors[rundir.MOBILE_INT8]["output"]["dtype"] == "int8"
+    interpreter = MobileStage(rundir.mobile(tmp_path, int8=True))._interp
     kinds = [op["op_name"] for op in interpreter._get_ops_details()]
     assert kinds[:3] == ["QUANTIZE", "RESHAPE", "CONV_2D"] and "PAD" not in kinds, kinds
 

@@ -4,11 +4,12 @@ from importlib import metadata
 import numpy as np
 import pytest
 
+from splitleak.cloud import rundir
 from splitleak.edge.runtime import MobileStage, sha256_file
 from tests.conftest import splitleak
 
-ARTIFACTS = {"mobile.keras", "head.keras", "mobile.tflite", "mobile_int8.tflite",
-             "metrics.json", "manifest.json"}
+ARTIFACTS = {rundir.MOBILE_KERAS, rundir.HEAD_KERAS, rundir.MOBILE_TFLITE, rundir.MOBILE_INT8,
+             rundir.METRICS, rundir.MANIFEST}
 
 
 ACTIVATIONS = {1: (33, 33, 32), 2: (13, 13, 32), 3: (4, 4, 32), 4: (1, 1, 32)}  # the table
@@ -36,29 +37,29 @@ def test_model_shapes(norm, split_after):
 
 def test_tiny_run_writes_every_artifact_with_hashes(tiny_run):
     assert {p.name for p in tiny_run.iterdir()} == ARTIFACTS
-    manifest = json.loads((tiny_run / "manifest.json").read_text())
-    assert set(manifest["artifacts"]) == ARTIFACTS - {"manifest.json"}
+    manifest = json.loads((tiny_run / rundir.MANIFEST).read_text())
+    assert set(manifest["artifacts"]) == ARTIFACTS - {rundir.MANIFEST}
     for name, digest in manifest["artifacts"].items():
         assert sha256_file(tiny_run / name) == digest, name
     assert manifest["protocol"] == "lite" and manifest["config"]["seed"] == 1
     assert manifest["activation"] == {"shape": [1, 1, 32], "dtype": "float32"}
     assert manifest["split_after"] == 4
-    assert manifest["tflite"]["mobile_int8.tflite"]["output"]["dtype"] == "int8"
+    assert manifest["tflite"][rundir.MOBILE_INT8]["output"]["dtype"] == "int8"
     assert manifest["versions"]["tensorflow"] == metadata.version("tensorflow")
-    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    metrics = json.loads((tiny_run / rundir.METRICS).read_text())
     assert len(metrics["epochs"]) == 1 and 0 <= metrics["val_accuracy"] <= 1
 
 
 def test_tflite_parity(tiny_run, lite):
     import tensorflow as tf
 
-    parity = json.loads((tiny_run / "metrics.json").read_text())["parity"]
+    parity = json.loads((tiny_run / rundir.METRICS).read_text())["parity"]
     assert parity["images"] >= 100 and parity["float32_max_abs_diff"] <= 1e-4
     assert parity["int8_relative_error"] <= 0.05 and parity["int8_top1_agreement"] >= 0.99
     images = lite.val.images[:8]
-    keras_out = tf.keras.models.load_model(tiny_run / "mobile.keras").predict(images, verbose=0)
-    assert np.abs(MobileStage(tiny_run / "mobile.tflite").run(images) - keras_out).max() <= 1e-4
-    as_int8 = MobileStage(tiny_run / "mobile_int8.tflite").run(images)
+    keras_out = tf.keras.models.load_model(tiny_run / rundir.MOBILE_KERAS).predict(images, verbose=0)
+    assert np.abs(MobileStage(rundir.mobile(tiny_run)).run(images) - keras_out).max() <= 1e-4
+    as_int8 = MobileStage(rundir.mobile(tiny_run, int8=True)).run(images)
     assert as_int8.shape == keras_out.shape and np.isfinite(as_int8).all()
 
 
@@ -89,7 +90,7 @@ def test_same_seed_same_run(tiny_run, tmp_path):
     result = splitleak("train", "--protocol", "lite", "--epochs", 1, "--limit", 96,
                        "--out", tmp_path / "again")
     assert result.returncode == 0, result.stderr[-2000:]
-    first, again = (json.loads((d / "metrics.json").read_text()) for d in (tiny_run, tmp_path / "again"))
+    first, again = (json.loads((d / rundir.METRICS).read_text()) for d in (tiny_run, tmp_path / "again"))
     assert first["epochs"] == again["epochs"]
 
 
@@ -109,17 +110,17 @@ def test_saved_models_reproduce_the_reported_validation_epoch(tmp_path, lite):
     result = splitleak("train", "--epochs", 4, "--limit", limit, "--lr", "1e-2", "--split-after", 2,
                        "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / rundir.METRICS).read_text())
     best = metrics["epochs"][metrics["best_epoch"] - 1]
     last = metrics["epochs"][-1]
     assert best["val_loss"] != pytest.approx(last["val_loss"], abs=1e-3)  # the case that broke
     val = lite.val.select(slice(0, limit))
     labels = lite.labels(val)
-    mobile = tf.keras.models.load_model(out / "mobile.keras")
-    head = tf.keras.models.load_model(out / "head.keras")
+    mobile = tf.keras.models.load_model(out / rundir.MOBILE_KERAS)
+    head = tf.keras.models.load_model(out / rundir.HEAD_KERAS)
     head.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     for name, activations in (("keras", mobile.predict(val.images, verbose=0)),
-                              ("tflite", MobileStage(out / "mobile.tflite").run(val.images))):
+                              ("tflite", MobileStage(rundir.mobile(out)).run(val.images))):
         loss, accuracy = head.evaluate(activations, labels, verbose=0)
         assert accuracy == pytest.approx(metrics["val_accuracy"], abs=1e-6), name
         assert loss == pytest.approx(best["val_loss"], abs=1e-3), name

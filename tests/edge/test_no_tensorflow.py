@@ -5,6 +5,8 @@ import sys
 
 import numpy as np
 
+from splitleak.cloud import rundir
+
 BLOCK_TF = """
 import sys
 class Block:
@@ -29,7 +31,7 @@ print("ran without tensorflow:", stage.output_shape)
 def test_edge_runs_tflite_with_tensorflow_unimportable(tiny_run, lite, tmp_path):
     images = lite.test.images[:4]
     np.save(tmp_path / "in.npy", images)
-    for name in ("mobile.tflite", "mobile_int8.tflite"):
+    for name in (rundir.MOBILE_TFLITE, rundir.MOBILE_INT8):
         result = subprocess.run(
             [sys.executable, "-c", RUN_STAGE, tiny_run / name, tmp_path / "in.npy",
              tmp_path / "out.npy"], capture_output=True, text=True, timeout=120)

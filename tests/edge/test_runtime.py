@@ -8,6 +8,7 @@ from importlib import metadata
 import numpy as np
 import pytest
 
+from splitleak.cloud import rundir
 from splitleak.edge import runtime, selfcheck
 from splitleak.tools import cli
 
@@ -73,7 +74,7 @@ def test_edge_check_stops_at_the_bad_pairing_with_that_line(monkeypatch, capsys,
 
 def test_builtin_kernels_compute_the_same_int8_stage(tiny_run, lite):
     images = lite.val.images[:4]
-    xnnpack = runtime.MobileStage(tiny_run / "mobile_int8.tflite")
-    builtin = runtime.MobileStage(tiny_run / "mobile_int8.tflite", xnnpack=False)
+    xnnpack = runtime.MobileStage(rundir.mobile(tiny_run, int8=True))
+    builtin = runtime.MobileStage(rundir.mobile(tiny_run, int8=True), xnnpack=False)
     step = xnnpack.output_quant[0]  # kernels may round differently: a step or two at most
     assert np.abs(builtin.run(images) - xnnpack.run(images)).max() <= 2 * step + 1e-9

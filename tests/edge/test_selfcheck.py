@@ -4,12 +4,13 @@ count), and its refusals."""
 import hashlib
 import json
 
+from splitleak.cloud import rundir
 from splitleak.edge.runtime import MobileStage
 from tests.conftest import splitleak
 
 
 def test_the_self_check_reports_the_model_and_its_latency(tiny_run):
-    model = tiny_run / "mobile.tflite"
+    model = rundir.mobile(tiny_run)
     result = splitleak("edge", "--check", "--model", model, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

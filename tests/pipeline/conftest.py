@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from splitleak.cloud import rundir
 from splitleak.tools.deploy.demo import Deployment
 
 
@@ -28,7 +29,7 @@ def with_other_int8_hash(run_dir: Path, out: Path) -> Path:
     """A copy of `run_dir` whose manifest expects another mobile_int8.tflite: an edge running
     the real int8 model then has a model the cloud must refuse."""
     shutil.copytree(run_dir, out)
-    manifest = json.loads((out / "manifest.json").read_text())
-    manifest["artifacts"]["mobile_int8.tflite"] = "0" * 64
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    manifest = json.loads((out / rundir.MANIFEST).read_text())
+    manifest["artifacts"][rundir.MOBILE_INT8] = "0" * 64
+    (out / rundir.MANIFEST).write_text(json.dumps(manifest))
     return out

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from splitleak.broker.server import free_port
+from splitleak.cloud import rundir
 from tests.conftest import ENGINES, splitleak
 
 pytestmark = pytest.mark.e2e
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 def edge(tiny_run, png_source, *args, count=5):
     """Run `splitleak edge` to the end; (exit code, stderr's last line, stdout)."""
-    result = splitleak("edge", "--model", tiny_run / "mobile.tflite", "--source", png_source,
+    result = splitleak("edge", "--model", rundir.mobile(tiny_run), "--source", png_source,
                        "--count", count, "--wait", 0, *args, timeout=120)
     assert "Traceback" not in result.stderr, result.stderr
     last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""

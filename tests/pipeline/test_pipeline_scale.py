@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from splitleak.broker.server import free_port, start_broker
+from splitleak.cloud import rundir
 from splitleak.tools.deploy.demo import PredictionLog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -91,7 +92,7 @@ def test_a_bridge_carries_the_stream_from_an_edge_broker_to_a_cloud_broker(
     cloud_side.callback(edge_broker.stop)
     assert "connection splitleak-bridge" in (tmp_path / "edge-broker/mosquitto.conf").read_text()
     time.sleep(1.0)  # the bridge connects
-    edge = cloud_side.start("edge", "edge", "--model", tiny_run / "mobile.tflite", "--broker",
+    edge = cloud_side.start("edge", "edge", "--model", rundir.mobile(tiny_run), "--broker",
                             edge_broker.url, "--node-id", "far", "--source", png_source,
                             "--count", 200, "--rate", 200, "--json")
     assert edge.wait(120) == 0, edge.tail()

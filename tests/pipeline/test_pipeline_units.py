@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from splitleak.broker import topics, urls, wire
+from splitleak.cloud import rundir
 from splitleak.cloud.service import CloudHead, NodeStats
 from splitleak.edge.runtime import sha256_file
 from tests.pipeline.conftest import with_other_int8_hash
@@ -109,8 +110,8 @@ def counts(head: CloudHead, node: str) -> dict:
 
 
 def test_cloud_refuses_a_mismatched_model_naming_both_hashes(head, tiny_run, caplog):
-    good = sha256_file(tiny_run / "mobile.tflite")
-    int8 = sha256_file(tiny_run / "mobile_int8.tflite")
+    good = sha256_file(rundir.mobile(tiny_run))
+    int8 = sha256_file(rundir.mobile(tiny_run, int8=True))
     with caplog.at_level(logging.WARNING, "splitleak.cloud"):
         head.handle([status("rogue", int8), frame("rogue", 0), frame("rogue", 1)])
     refusals = [r.getMessage() for r in caplog.records if "refusing node rogue" in r.getMessage()]
@@ -132,12 +133,12 @@ def test_cloud_logs_a_wire_version_mismatch_naming_both_versions(head, caplog):
 
 def test_cloud_answers_duplicates_once_and_restarts_with_the_node(head):
     before = head.accepted
-    head.handle([status("n1", sha256_file(head.run_dir / "mobile.tflite"), 1.0)]
+    head.handle([status("n1", sha256_file(rundir.mobile(head.run_dir)), 1.0)]
                 + [frame("n1", s) for s in (0, 1, 1, 3)])
     assert head.accepted - before == 3
     assert counts(head, "n1") == {"frames": 3, "gaps": 1, "duplicates": 1, "state": "online",
                                   "refused": False}
-    head.handle([status("n1", sha256_file(head.run_dir / "mobile.tflite"), 2.0), frame("n1", 0)])
+    head.handle([status("n1", sha256_file(rundir.mobile(head.run_dir)), 2.0), frame("n1", 0)])
     assert head.accepted - before == 4 and counts(head, "n1")["duplicates"] == 1
 
 
@@ -145,7 +146,7 @@ def test_a_first_status_after_frames_does_not_start_a_new_sequence(head):
     """A restarted head gets its session's queued frames before the node's retained status
     (that comes only after it subscribes again): the status must not split the sequence, or a
     redelivery after it is answered twice and the frames before it count as gaps."""
-    sha = sha256_file(head.run_dir / "mobile.tflite")
+    sha = sha256_file(rundir.mobile(head.run_dir))
     head.handle([frame("late", s) for s in (10, 11, 12)])
     head.handle([status("late", sha, 5.0), frame("late", 11), frame("late", 13)])
     assert counts(head, "late") == {"frames": 4, "gaps": 0, "duplicates": 1, "state": "online",

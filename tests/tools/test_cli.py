@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from splitleak.cloud import rundir
 from splitleak.tools.cli import build_parser
 from tests.conftest import splitleak
 
@@ -36,7 +37,7 @@ def test_bench_tflite_json(tiny_run):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert set(report["results"]) == {"keras", *(f"{m} x{t}" for t in (1, 2) for m in (
-        "mobile.tflite", "mobile_int8.tflite", "int8 built-in kernels"))}
+        rundir.MOBILE_TFLITE, rundir.MOBILE_INT8, "int8 built-in kernels"))}
     assert all(r["median_ms"] > 0 and r["runs"] == 5 for r in report["results"].values())
     assert report["runtime"].startswith(("ai-edge-litert ", "tflite-runtime "))
     assert report["int8_over_float32"] > 0 and report["int8_builtin_over_float32"] > 0
@@ -60,3 +61,29 @@ def test_edge_and_cloud_take_a_login_from_the_environment(monkeypatch):
     assert broker_from(edge) == "mqtts://pi-01:s3cret@lap.lan:8883"
     cloud = build_parser().parse_args(["cloud", "--run", "r", "--broker", "mqtt://u:pw@h"])
     assert cmd_cloud.broker_url(cloud) == "mqtt://u:pw@h:1883"  # a user in the URL wins
+
+
+def test_command_defaults_come_from_the_library():
+    """Each default is defined once: the edge's in EdgeConfig, the MQTT versions in broker/urls,
+    the white-box limit and decoder epochs in attack/config, the run folders in cloud/rundir."""
+    from splitleak.attack.config import WHITEBOX_IMAGES
+    from splitleak.attack.config import TrainConfig as DecoderConfig
+    from splitleak.broker import urls
+    from splitleak.edge.node import EdgeConfig
+    from splitleak.tools.experiments.settings import Setting
+
+    parser = build_parser()
+    edge = parser.parse_args(["edge", "--model", "m.tflite"])
+    config = EdgeConfig(model="m.tflite", broker="mqtt://h")
+    assert (edge.node_id, edge.rate, edge.fleet, edge.wait, edge.mqtt) == (
+        config.node_id, config.rate, config.fleet, config.prediction_timeout, config.protocol)
+    live = parser.parse_args(["attack", "live", "--broker", "mqtt://h"])
+    assert live.mqtt == urls.DEFAULT_MQTT and urls.DEFAULT_MQTT in urls.MQTT_VERSIONS
+    whitebox = parser.parse_args(["attack", "whitebox", "--run", "r"])
+    assert whitebox.limit == WHITEBOX_IMAGES == Setting("x").whitebox_limit
+    assert parser.parse_args(["attack", "train", "--target", "t"]).epochs == DecoderConfig.epochs
+    assert Setting("x").attack_epochs == DecoderConfig.epochs
+    demo = parser.parse_args(["demo", "--split-after", "2"])
+    assert rundir.pick_run(demo.run, demo.split_after) == (rundir.default_run_dir(split_after=2), 2)
+    assert rundir.default_attack_dir(2).name == rundir.default_run_dir(split_after=2).name.replace(
+        "lite", "attack-lite")

@@ -6,6 +6,7 @@ from dataclasses import asdict, replace
 
 import pytest
 
+from splitleak.cloud import rundir
 from splitleak.tools import cli
 from splitleak.tools.experiments import settings, sweep, tables
 
@@ -72,7 +73,7 @@ def test_the_estimate_skips_targets_and_decoders_already_saved(tmp_path):
     before = settings.estimate_seconds([s], set(), tmp_path)
     for folder in (settings.target_dir(tmp_path, s), settings.decoder_dir(tmp_path, s, "")):
         folder.mkdir(parents=True)
-        (folder / "manifest.json").write_text("{}")
+        (folder / rundir.MANIFEST).write_text("{}")
     after = settings.estimate_seconds([s], set(), tmp_path)
     assert before - after == pytest.approx(settings.SECONDS["train"]
                                            + settings.SECONDS["decoder"])
@@ -157,7 +158,7 @@ def test_one_defended_setting_end_to_end(lite, tmp_path):
     assert (tmp_path / "grids" / row["grid"]).is_file()
     attacks = list((tmp_path / "attacks").iterdir())
     assert len(attacks) == 2  # naive and adaptive decoders
-    assert not list(tmp_path.rglob("eval.json"))  # scores go to the row, not to shared folders
+    assert not list(tmp_path.rglob(rundir.EVAL))  # scores go to the row, not to shared folders
 
 
 def test_limit_and_seed_reach_training_and_leave_older_keys_unchanged():

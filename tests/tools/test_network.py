@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from splitleak.cloud import rundir
 from tests.conftest import splitleak
 
 
@@ -11,7 +12,7 @@ from tests.conftest import splitleak
 def test_tls_keeps_every_eavesdropper_but_a_stolen_cloud_credential_out(
         tiny_run, omniglot_dir, tmp_path):
     decoder = tmp_path / "decoder"
-    assert splitleak("attack", "train", "--target", tiny_run / "mobile.tflite", "--epochs", 1,
+    assert splitleak("attack", "train", "--target", rundir.mobile(tiny_run), "--epochs", 1,
                      "--limit", 32, "--out", decoder, "--omniglot-dir", omniglot_dir
                      ).returncode == 0
     result = splitleak("experiment", "network", "--engine", "mosquitto", "--profiles", "open",

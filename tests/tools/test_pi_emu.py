@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from splitleak.broker import capture, wire
+from splitleak.cloud import rundir
 from splitleak.edge.runtime import MobileStage
 from splitleak.tools import cli
 from splitleak.tools.deploy.demo import Deployment, PredictionLog
@@ -160,7 +161,7 @@ def test_the_emulated_pi_streams_what_the_x86_edge_streams(
     print(f"{release}/{runtime} wheels: {info['wheels']}")
 
     pi = pi_emu.Pi(release, runtime)
-    model = tiny_run / "mobile.tflite"
+    model = rundir.mobile(tiny_run)
     checked = splitleak("pi-emu", "run", "--release", release, "--runtime", runtime,
                         f"--bind={tiny_run}", "--", "splitleak", "edge", "--check", "--model",
                         model, "--json", timeout=600)
@@ -181,7 +182,7 @@ def test_the_emulated_pi_streams_what_the_x86_edge_streams(
         spy = dep.start_eavesdropper("--record", record)
         x86 = stream(dep, "x86", model, png_source)
         arm = stream(dep, f"pi-{release}", model, png_source, pi)
-        stream(dep, f"pi-{release}-int8", tiny_run / "mobile_int8.tflite", png_source, pi)
+        stream(dep, f"pi-{release}-int8", rundir.mobile(tiny_run, int8=True), png_source, pi)
         spy.stop()
     got = {node: np.array([seq_labels[s] for s in range(FRAMES)])
            for node, seq_labels in (("x86", x86), ("arm", arm))}
@@ -201,11 +202,11 @@ def test_the_emulated_pi_streams_what_the_x86_edge_streams(
     print(f"{release}/{runtime}: float32 activations, max |emulated - x86| = {diff:.2e}")
     assert diff <= 1e-4
     raw = np.stack([frames[f"pi-{release}-int8"][s].activation for s in range(FRAMES)])
-    host_int8 = int8_on_x86(runtime, tiny_run / "mobile_int8.tflite", images, tmp_path)
+    host_int8 = int8_on_x86(runtime, rundir.mobile(tiny_run, int8=True), images, tmp_path)
     print(f"{release}/{runtime}: int8 activations differ from x86 ({runtime}) in "
           f"{int(np.sum(raw != host_int8))} of {raw.size} values")
     if runtime != "litert":  # the same model's int8 bytes from the two runtimes
-        litert = int8_on_x86("litert", tiny_run / "mobile_int8.tflite", images, tmp_path)
+        litert = int8_on_x86("litert", rundir.mobile(tiny_run, int8=True), images, tmp_path)
         steps = np.abs(raw.astype(int) - litert.astype(int))
         print(f"{release}/{runtime}: int8 activations differ from x86 LiteRT in "
               f"{int(np.sum(steps > 0))} of {raw.size} values, by up to {steps.max()} steps")
@@ -229,7 +230,7 @@ def test_tflite_runtime_under_numpy_2_fails_at_edge_check_on_the_emulated_pi(tin
     assert made.returncode == 0, made.stderr[-2000:]
     checked = splitleak("pi-emu", "run", "--runtime", "tflite-runtime", f"--bind={tiny_run}",
                         "--", f"{venv}/bin/splitleak", "edge", "--check", "--model",
-                        tiny_run / "mobile.tflite", timeout=600)
+                        rundir.mobile(tiny_run), timeout=600)
     err = checked.stderr.strip()
     print(f"tflite-runtime + numpy 2, emulated bookworm: exit {checked.returncode}: {err}")
     assert checked.returncode == 2 and "\n" not in err

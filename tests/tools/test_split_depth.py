@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from splitleak.cloud import rundir
 from tests.conftest import splitleak
 
 ACTIVATIONS = {2: [13, 13, 32], 4: [1, 1, 32]}
@@ -23,17 +24,17 @@ def run_at(request, tmp_path_factory, omniglot_dir):
 @pytest.mark.slow
 def test_train_decoder_eval_at_each_depth(run_at, tmp_path):
     k, run = run_at
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest = json.loads((run / rundir.MANIFEST).read_text())
     assert manifest["split_after"] == k and manifest["activation"]["shape"] == ACTIVATIONS[k]
-    for name in ("mobile.tflite", "mobile_int8.tflite"):
+    for name in (rundir.MOBILE_TFLITE, rundir.MOBILE_INT8):
         assert manifest["tflite"][name]["output"]["shape"] == ACTIVATIONS[k]
     attack = tmp_path / "attack"
-    result = splitleak("attack", "train", "--target", run / "mobile.tflite", "--epochs", 1,
+    result = splitleak("attack", "train", "--target", rundir.mobile(run), "--epochs", 1,
                        "--limit", 48, "--out", attack)
     assert result.returncode == 0, result.stderr[-2000:]
     result = splitleak("attack", "eval", attack, "--limit", 40)
     assert result.returncode == 0, result.stderr[-2000:]
-    scores = json.loads((attack / "eval.json").read_text())["blackbox"]["test"]
+    scores = json.loads((attack / rundir.EVAL).read_text())["blackbox"]["test"]
     ident = scores["reconstruction"]["identification"]
     assert ident["n"] == 40 and ident["chance_top1"] == pytest.approx(1 / 40)
     assert 0 <= ident["top1"] <= ident["top5"] <= 1 and 1 <= ident["median_rank"] <= 40
@@ -44,7 +45,7 @@ def test_train_decoder_eval_at_each_depth(run_at, tmp_path):
 @pytest.mark.slow
 def test_seed_decoder_and_mismatched_shapes_are_refused(run_at, tmp_path, tiny_run):
     k, run = run_at
-    result = splitleak("attack", "train", "--target", run / "mobile.tflite", "--arch", "seed",
+    result = splitleak("attack", "train", "--target", rundir.mobile(run), "--arch", "seed",
                        "--epochs", 1, "--limit", 16, "--out", tmp_path / "seed")
     if k == 4:
         assert result.returncode == 0, result.stderr[-2000:]
@@ -53,9 +54,9 @@ def test_seed_decoder_and_mismatched_shapes_are_refused(run_at, tmp_path, tiny_r
     assert "13x13x32" in result.stderr and "1x1x32" in result.stderr
     # a K = 2 decoder pointed at a K = 4 target: one line naming both shapes
     attack = tmp_path / "attack"
-    assert splitleak("attack", "train", "--target", run / "mobile.tflite", "--epochs", 1,
+    assert splitleak("attack", "train", "--target", rundir.mobile(run), "--epochs", 1,
                      "--limit", 16, "--out", attack).returncode == 0
-    result = splitleak("attack", "eval", attack, "--target", tiny_run / "mobile.tflite", "--force",
+    result = splitleak("attack", "eval", attack, "--target", rundir.mobile(tiny_run), "--force",
                        "--limit", 8)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "13, 13, 32" in result.stderr and "1, 1, 32" in result.stderr.replace("(8, ", "(")

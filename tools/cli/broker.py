@@ -13,6 +13,7 @@ import signal
 import threading
 
 from splitleak.broker.profiles import ENGINES, PROFILES
+from splitleak.broker.server import DIRECTORY
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tls profile: a host name or IP address that remote clients use "
                              "to reach this broker, added to its certificate (repeatable; the "
                              "certificate always covers localhost, 127.0.0.1, ::1 and --host)")
-    parser.add_argument("--dir", default="runs/broker",
-                        help="directory for the broker's files (default: runs/broker)")
+    parser.add_argument("--dir", default=DIRECTORY,
+                        help=f"directory for the broker's files (default: {DIRECTORY})")
     parser.add_argument("--node", action="append", metavar="NODE",
                         help="edge node id, also its user name (repeatable; default: edge)")
     parser.add_argument("--password", action="append", metavar="USER=PASS", default=[],

@@ -7,6 +7,7 @@ from pathlib import Path
 from splitleak.attack.config import TrainConfig as DecoderConfig
 from splitleak.broker.profiles import ENGINES
 from splitleak.cloud.config import TrainConfig
+from splitleak.cloud.rundir import default_attack_dir
 from splitleak.tools.cli.options import add_data_options, add_defense_option, add_run_options
 from splitleak.tools.deploy.settings import DEMO_ATTACK_EPOCHS, DEMO_OUT, DEMO_RATE, DEMO_WEB
 
@@ -17,7 +18,7 @@ def add_arguments(parser) -> None:
                         help="target epochs if training is needed")
     parser.add_argument("--attack-dir", type=Path,
                         help="the decoder to reuse, or to train if missing or stale "
-                             "(default: runs/attack-lite, or runs/attack-lite-k<K>)")
+                             f"(default: {default_attack_dir()}, or {default_attack_dir()}-k<K>)")
     parser.add_argument("--attack-epochs", type=int, default=DEMO_ATTACK_EPOCHS,
                         help=f"decoder epochs at most if training is needed (default: "
                              f"{DEMO_ATTACK_EPOCHS}; `attack train`: {DecoderConfig.epochs})")

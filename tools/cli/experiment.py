@@ -21,7 +21,9 @@ import sys
 from pathlib import Path
 
 from splitleak.broker.profiles import ENGINES, PROFILES
+from splitleak.cloud.rundir import default_attack_dir, default_run_dir
 from splitleak.tools.cli.options import add_data_options
+from splitleak.tools.experiments import network
 from splitleak.tools.experiments.settings import PRESETS
 
 
@@ -39,13 +41,14 @@ def add_arguments(parser) -> None:
     add_data_options(p)
     p = sub.add_parser("network", help="the broker profiles against five eavesdroppers",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--engine", choices=ENGINES, default="mosquitto")
+    p.add_argument("--engine", choices=ENGINES, default=network.ENGINE)
     p.add_argument("--profiles", nargs="+", choices=PROFILES, default=list(PROFILES))
-    p.add_argument("--frames", type=int, default=200, help="lite test images streamed (max 1000)")
-    p.add_argument("--run", type=Path, help="reused or trained (default: runs/lite)")
+    p.add_argument("--frames", type=int, default=network.FRAMES,
+                   help="lite test images streamed (max 1000)")
+    p.add_argument("--run", type=Path, help=f"reused or trained (default: {default_run_dir()})")
     p.add_argument("--decoder", type=Path, metavar="ATTACK_DIR",
-                   help="reused or trained against --run (default: runs/attack-lite)")
-    p.add_argument("--out", type=Path, default=Path("runs/network"))
+                   help=f"reused or trained against --run (default: {default_attack_dir()})")
+    p.add_argument("--out", type=Path, default=network.OUT)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     add_data_options(p)
 
@@ -53,8 +56,6 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     if args.experiment == "sweep":
         return _sweep(args)
-    from splitleak.tools.experiments import network
-
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         result = network.run_experiment(args.run, args.decoder, args.engine, args.profiles,
                                         args.frames, args.out, args.omniglot_dir)

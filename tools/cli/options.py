@@ -5,6 +5,7 @@ from pathlib import Path
 from splitleak.broker.urls import DEFAULT_MQTT, MQTT_VERSIONS
 from splitleak.cloud.config import DEFAULT_SPLIT, SPLITS
 from splitleak.cloud.data import ENV_DIR
+from splitleak.cloud.rundir import default_run_dir
 from splitleak.edge.defences import SPECS as DEFENSE_SPECS
 
 BROKER_HELP = ("mqtt://[user:pass@]host:port or mqtts://…; without user:pass the login comes from "
@@ -63,7 +64,8 @@ def add_defense_option(parser, what: str = "defences on each activation", seed: 
 def add_run_options(parser, what: str) -> None:
     """--run RUN_DIR and --split-after K, for the commands that use a trained run."""
     parser.add_argument("--run", metavar="RUN_DIR", type=Path,
-                        help=f"{what} (default: runs/lite, or runs/lite-k<K> with --split-after)")
+                        help=f"{what} (default: {default_run_dir()}, or {default_run_dir()}-k<K> "
+                             "with --split-after)")
     parser.add_argument("--split-after", type=int, choices=SPLITS, metavar="K",
                         help=f"the split depth, 1..4 (default: RUN_DIR's, else {DEFAULT_SPLIT})")
 

@@ -65,11 +65,16 @@ class Eavesdropper:
             self.client.loop_stop()
 
 
+OUT = Path("runs/network")
+ENGINE = "mosquitto"  # keeps sessions and retained statuses, as a deployment would
+FRAMES = 200  # lite test images streamed under each profile
+
+
 def run_experiment(run_dir: Path | None = None, decoder_dir: Path | None = None,
-                   engine: str = "mosquitto", profile_names: tuple = profiles.PROFILES,
-                   frames: int = 200, out: Path = Path("runs/network"), omniglot_dir=None) -> dict:
-    """Reuse or train the lite run (default runs/lite) and a decoder against it (default
-    runs/attack-lite), stream `frames` lite test images under each profile, reconstruct what
+                   engine: str = ENGINE, profile_names: tuple = profiles.PROFILES,
+                   frames: int = FRAMES, out: Path = OUT, omniglot_dir=None) -> dict:
+    """Reuse or train the lite run (rundir's default) and a decoder against it (the default
+    attack folder), stream `frames` lite test images under each profile, reconstruct what
     each eavesdropper received; write out/results.json and results.md, return the results."""
     from splitleak.attack import store
     from splitleak.attack.config import TrainConfig as DecoderConfig

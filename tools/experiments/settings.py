@@ -15,7 +15,7 @@ from pathlib import Path
 from splitleak.attack.config import WHITEBOX_IMAGES
 from splitleak.attack.config import TrainConfig as DecoderConfig
 from splitleak.cloud import rundir
-from splitleak.cloud.config import DEFAULT_SPLIT, SEED_DP, TrainConfig
+from splitleak.cloud.config import DEFAULT_SPLIT, SEED_DP, SPLITS, TrainConfig
 
 DEFENCE_SPLIT = 2  # the defences preset cuts where the undefended leak is total (top-1 1.0)
 # rough seconds on our 2-core machines (2026-11-25) for the estimate printed before a sweep:
@@ -77,7 +77,7 @@ def preset(name: str) -> list[Setting]:
             "noise:gauss:4", "noise:gauss:16", "quant:int8")] + [
             replace(cut, name=f"NoPeek α={a:g}", nopeek=a) for a in (1.0, 5.0)]
     elif name == "depth":
-        out = [replace(base, name=f"K={k}", split_after=k) for k in (1, 2, 3, 4)]
+        out = [replace(base, name=f"K={k}", split_after=k) for k in SPLITS]
     elif name == "lab":  # lab 4: one of each kind of defence, where the undefended leak is total
         cut = replace(base, name="none", split_after=DEFENCE_SPLIT)
         out = [cut, replace(cut, name="DP-SGD z=0.7", dp=True, noise_multiplier=0.7),
