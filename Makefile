@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Offline copy of Omniglot beside the project, if there is one; otherwise tensorflow-datasets downloads it.
 export SPLITLEAK_OMNIGLOT_DIR ?= $(wildcard $(abspath ../shared/data/omniglot))
 
-.PHONY: venv system-deps demo test lint edge-check clean
+.PHONY: venv system-deps demo test docs lint edge-check clean
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ demo: venv
 test: venv system-deps
 	$(BIN)/python -m pytest
 
+# The documentation site (mkdocs.yml) into site/; --strict fails on a broken link or a page left out.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
@@ -52,4 +56,4 @@ edge-check:
 	  print('edge install: Python', platform.python_version(), runtime_name(), 'without TensorFlow')"
 
 clean:
-	rm -rf $(VENV) .venv-edge .venv-edge-* runs
+	rm -rf $(VENV) .venv-edge .venv-edge-* runs site

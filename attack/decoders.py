@@ -13,7 +13,7 @@ Shapes come from the caller (the training activations and the surrogate images),
     Filters double as maps halve (16 at full size). The convolution after each upsampling and
     16 rather than 8 full-size filters matter: without them the decoder underfit (its training
     MSE was as high as its test MSE) and reconstructed and identified the test images markedly
-    worse (README, The attack). The resampling is what makes this work: the cut's
+    worse (docs/attack.md). The resampling is what makes this work: the cut's
     valid convolutions and poolings put its cells at a smaller stride than image / map, offset
     from the border, which convolutions alone cannot undo. No dense layer and no dropout: the
     map keeps where each feature is, and this decoder does not overfit the surrogate set.

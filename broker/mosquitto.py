@@ -12,7 +12,7 @@ for a slow subscriber once 1000 are queued):
                                   up to the last 30 s of changes are lost
     max_packet_size               a bit above the wire format's MAX_PAYLOAD
     set_tcp_nodelay true          no Nagle delay on small frames (the latency it saves:
-                                  README, Results)
+                                  docs/reliability.md, The pipeline)
 """
 
 import base64

@@ -10,7 +10,7 @@ takes the layer, its input and the tape's `watch`, and returns its output, the t
 gradient it needs, and a function from that gradient to its variables' per-example gradients). The clipped
 sum is then a weighted sum over the batch; no second pass.
 
-Why not tensorflow-privacy's training routes (their costs: README, Differential privacy, and
+Why not tensorflow-privacy's training routes (their costs: docs/privacy.md, and
 `splitleak bench dp`): `DPKeras*Optimizer` computes a Jacobian, one backward pass per example;
 `DPModel` (make_dp_model_class) with our Conv2D and GroupNormalization entries in its
 fast-clipping registry runs the model twice. Without a registry it maps the per-example

@@ -4,8 +4,8 @@ Both files hold `folded(mobile)`: the seed's conv -> relu -> BatchNorm order lea
 BatchNorm after the relu, where the converter cannot fold it; left in, it becomes a per-channel
 multiply and add that int8 quantises per tensor, a large error in the int8 activation.
 The int8 file also has its first convolution `blocked` for XNNPACK's int8 kernels, which makes
-int8 faster than float32 rather than slower (figures: README's Results, from `splitleak bench
-all`, docs/bench/all.json).
+int8 faster than float32 rather than slower (figures: docs/reliability.md, from `splitleak
+bench all`, docs/bench/all.json).
 
 Parity is measured with the edge's own interpreter (edge/runtime.py), the code that will run
 on the device: float32 must match Keras to 1e-4 (relative to the largest activation when that
@@ -95,7 +95,7 @@ def blocked(mobile: tf.keras.Model) -> tf.keras.Model:
     """The same function with a first convolution over one channel rewritten for int8 kernels.
 
     XNNPACK's int8 convolution over a single input channel is slow (slower than its float32 one,
-    README's Results), and so is its int8 PAD. So a reshape groups the image's columns B to a
+    docs/reliability.md), and so is its int8 PAD. So a reshape groups the image's columns B to a
     channel (B the smallest divisor of the width >= kernel width - 1, so one output group reads
     at most two input groups), and one "same"-padded convolution over the groups computes all B
     column phases at once: output channel p * C + o is filter o at column p of the group, its

@@ -1,4 +1,4 @@
-"""Scale-out settings: the share group, the Mosquitto bridge section the README shows."""
+"""Scale-out settings: the share group, the Mosquitto bridge section docs/reliability.md shows."""
 
 import pytest
 
@@ -16,11 +16,11 @@ def test_a_shared_subscription_names_its_group():
             topics.shared(bad, topics.ALL_ACTIVATIONS)
 
 
-def test_the_readme_shows_the_bridge_section_splitleak_writes():
+def test_the_docs_show_the_bridge_section_splitleak_writes():
     section = [line for line in bridge_text("mqtt://127.0.0.1:1883").splitlines()
                if line and not line.startswith("#")]
-    readme = REPO.joinpath("README.md").read_text(encoding="utf-8")
-    assert "```\n" + "\n".join(section) + "\n```" in readme
+    page = REPO.joinpath("docs/reliability.md").read_text(encoding="utf-8")
+    assert "```\n" + "\n".join(section) + "\n```" in page
     assert "remote_username u\nremote_password p" in bridge_text("mqtt://u:p@127.0.0.1:1883")
 
 

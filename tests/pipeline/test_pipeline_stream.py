@@ -41,7 +41,7 @@ def test_tls_fleet_gets_every_prediction_and_a_foreign_model_is_refused(
     fleet = dep.start_edge("--node-id", "pi", "--fleet", 3, "--count", 40, "--source",
                            png_source, "--json")
     rogue = dep.start_edge("--node-id", "rogue", "--count", 10, "--source", png_source,
-                           "--json", "--wait", 1, model=rundir.MOBILE_INT8)
+                           "--json", "--wait", 1, int8=True)
     assert fleet.wait(120) == 0, fleet.tail()
     assert rogue.wait(120) == 0, rogue.tail()
     cloud.stop()

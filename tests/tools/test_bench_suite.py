@@ -1,4 +1,4 @@
-"""`bench all` without running it: the README's table is generated from docs/bench/all.json, and
+"""`bench all` without running it: docs/reliability.md's table is generated from docs/bench/all.json, and
 the command line hands its options to tools/bench/suite.run."""
 
 import json
@@ -9,10 +9,10 @@ from splitleak.tools.cli import build_parser
 from tests.conftest import REPO
 
 
-def test_the_readme_table_is_the_markdown_of_all_json():
+def test_the_reliability_page_table_is_the_markdown_of_all_json():
     report = json.loads(REPO.joinpath("docs/bench/all.json").read_text(encoding="utf-8"))
-    readme = REPO.joinpath("README.md").read_text(encoding="utf-8")
-    table = readme.split("<!-- bench all -->\n", 1)[1].split("<!-- /bench all -->", 1)[0]
+    page = REPO.joinpath("docs/reliability.md").read_text(encoding="utf-8")
+    table = page.split("<!-- bench all -->\n", 1)[1].split("<!-- /bench all -->", 1)[0]
     assert suite.summary(report) == report["summary"]
     assert suite.markdown(report) == table
 

@@ -5,7 +5,8 @@ decoder, stream; the venv install is not in it), TFLite per split depth, the pip
 Mosquitto and amqtt with 1 and 10 nodes, the attacker's reconstruction, DP-SGD against
 non-private training. Each part calls the same code as its own `splitleak bench` command, so
 the numbers mean what they mean there. Runs missing for a split depth are trained first (not
-timed). `summary` holds the headline figures; `markdown` turns it into the README's table.
+timed). `summary` holds the headline figures; `markdown` turns it into the table in
+docs/reliability.md.
 """
 
 import json
@@ -169,7 +170,7 @@ def summary(r: dict) -> dict:
 
 
 def markdown(r: dict) -> str:
-    """The summary as a Markdown table (the README's, generated)."""
+    """The summary as a Markdown table (docs/reliability.md's, generated)."""
     s, rows = r["summary"], []
     for key, v in s.items():
         if key.startswith("tflite_k"):
