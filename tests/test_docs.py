@@ -24,7 +24,8 @@ def build(config: Path, site: Path) -> subprocess.CompletedProcess:
 def test_the_site_builds_strictly(tmp_path):
     result = build(REPO / "mkdocs.yml", tmp_path / "site")
     assert result.returncode == 0, result.stderr[-4000:]
-    for page in ("index.html", "results.html", "reliability.html", "labs/lab1.html", "labs/instructor/lab1.html"):
+    for page in ("index.html", "results.html", "reliability.html", "labs/lab1.html",
+                 "labs/instructor/lab1.html"):
         assert (tmp_path / "site" / page).is_file(), page
 
 

@@ -2,7 +2,6 @@
 
 import pytest
 
-from splitleak.cloud import rundir
 from splitleak.tools.deploy.demo import run_pipeline
 from tests.conftest import ENGINES
 from tests.pipeline.conftest import with_other_int8_hash

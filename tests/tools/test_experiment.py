@@ -8,7 +8,7 @@ import pytest
 
 from splitleak.cloud import rundir
 from splitleak.tools import cli
-from splitleak.tools.experiments import settings, sweep, tables
+from splitleak.tools.experiments import results, settings, sweep, tables
 
 # the keys of results.json written before the engine was split: resuming must still find them
 KEYS = {"non-private": "4324b9cfc83c", "DP z=0.7": "196f2a3ddc7f", "none": "3ac001648f38",
@@ -18,7 +18,9 @@ KEYS = {"non-private": "4324b9cfc83c", "DP z=0.7": "196f2a3ddc7f", "none": "3ac0
 
 def _scores(top1: float, n: int = 1000) -> dict:
     return {"n": n, "mse": 0.05, "ssim": 0.6, "top1": top1, "top5": top1, "median_rank": 2.0,
-            "chance_top1": 1 / n, "mean_image_mse": 0.056, "mean_image_top1": 1 / n}
+            "chance_top1": 1 / n, "mean_image_mse": 0.056, "mean_image_ssim": 0.3,
+            "mean_image_top1": 1 / n, "blank_page_mse": 0.07, "blank_page_ssim": 0.1,
+            "blank_page_top1": 1 / n}
 
 
 def _row(s: settings.Setting, top1: float) -> dict:
@@ -85,33 +87,38 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(monkeypatch, tmp_path, om
 
     def fake(s, proto, out):
         if len(calls) == 2 and not (out / "resumed").exists():
-            raise KeyboardInterrupt  # stopped during the third setting
-        calls.append(s.name)
+            raise KeyboardInterrupt  # stopped during the third job
+        calls.append((s.name, s.seed))
         return _row(s, 0.5)
 
     monkeypatch.setattr(sweep, "run_setting", fake)
-    argv = ["experiment", "sweep", "--preset", "seed-dp", "--out", str(tmp_path),
-            "--omniglot-dir", str(omniglot_dir)]
+    argv = ["experiment", "sweep", "--preset", "seed-dp", "--seeds", "1", "2", "--out",
+            str(tmp_path), "--omniglot-dir", str(omniglot_dir)]
     assert cli.main(argv) == 130  # interrupted
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert len(saved["settings"]) == 2
+    assert len(saved["settings"]) == 2 == len(list((tmp_path / "results" / "rows").iterdir()))
     assert saved["recipe"] == settings.recipe(settings.preset("seed-dp"))
     (tmp_path / "resumed").touch()
     capsys.readouterr()
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
-    assert f"network: {saved['recipe']}" in printed and "2 already done" in printed
-    assert calls == [s.name for s in settings.preset("seed-dp")]  # each ran once
+    assert f"network: {saved['recipe']}" in printed and "8 jobs, 2 already done" in printed
+    assert calls == [(s.name, seed) for s in settings.preset("seed-dp") for seed in (1, 2)]
     for name in ("results.csv", "results.md", "privacy-utility.png", "report.html"):
         assert (tmp_path / name).stat().st_size > 100
+    assert (tmp_path / "results" / "results.md").read_text() == (tmp_path / "results.md").read_text()
     assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + len(calls)
     report = (tmp_path / "report.html").read_text()
-    assert "DP z=0.7" in report and f"Network: {saved['recipe']}" in report
+    assert "DP z=0.7 (K=4), seed 2" in report and f"Network: {saved['recipe']}" in report
     assert "<b>0.500</b> (of 1,000)" in report
     table = (tmp_path / "results.md").read_text()  # the seed's ε and accuracy beside ours
-    assert table.startswith(f"Network: {saved['recipe']}.")
+    assert table.startswith("# splitleak experiment sweep --preset seed-dp\n")
+    assert f"Network: {saved['recipe']}." in table and "Rows: 8 of 8 (4 settings × 2 seeds)." in table
     assert "| 4, 0.37 |" in table and "| 84.7, 0.56 |" in table
     assert "adaptive black box" not in table and "bytes/frame" not in table  # nothing to show
+    row = json.loads(next((tmp_path / "results" / "rows").iterdir()).read_text())
+    assert set(row["provenance"]) >= {"commit", "dirty", "code_hash", "versions", "machine", "date",
+                                      "seconds", "shard"}
 
 
 def test_the_table_shows_every_attack_and_reads_old_rows():
@@ -130,18 +137,28 @@ def test_the_table_shows_every_attack_and_reads_old_rows():
     assert "of the 1,000 test images, has MSE 0.0560" in lines[7]
 
 
-def test_bad_config_and_a_foreign_output_folder_are_refused(tmp_path, omniglot_dir, capsys):
+def test_bad_config_and_a_foreign_results_folder_are_refused(tmp_path, omniglot_dir, capsys):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"epochs": 2, "colour": "red"}))
     base = ["experiment", "sweep", "--omniglot-dir", str(omniglot_dir)]
     assert cli.main([*base, "--preset", "depth", "--config", str(config)]) == 2
     assert "unknown setting key(s) ['colour']" in capsys.readouterr().err
-    other = replace(settings.Setting("elsewhere"), epochs=3)
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "results.json").write_text(json.dumps(
-        {"preset": "depth", "settings": {other.key(): _row(other, 0.1)}}))
-    assert cli.main([*base, "--preset", "depth", "--out", str(tmp_path / "out")]) == 2
-    assert "holds 1 setting(s) of another sweep" in capsys.readouterr().err
+    folder = tmp_path / "out" / "results"
+    folder.mkdir(parents=True)
+    other = results.config("depth", "r", "lite", [asdict(replace(settings.Setting("x"), epochs=3))],
+                           [1], None, folder)
+    (folder / results.CONFIG).write_text(json.dumps(other))
+    argv = [*base, "--preset", "depth", "--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 2
+    assert "holds another sweep than this sweep (they differ in recipe, settings)" in (
+        capsys.readouterr().err)
+    chosen = settings.preset("depth")
+    mine = results.config("depth", settings.recipe(chosen), "lite", [asdict(s) for s in chosen],
+                          [1, 2, 3], None, folder)
+    mine["code"]["sha256"] = "0" * 64  # rows of other code
+    (folder / results.CONFIG).write_text(json.dumps(mine))
+    assert cli.main(argv) == 2
+    assert "rows were computed by other code (sha256 000000000000)" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -155,6 +172,9 @@ def test_one_defended_setting_end_to_end(lite, tmp_path):
     assert row["naive"]["n"] == row["adaptive"]["n"] == len(lite.test)
     assert row["whitebox"]["n"] == row["blackbox_subset"]["n"] == 3
     assert row["blackbox_subset"]["chance_top1"] == pytest.approx(1 / 3)
+    assert row["classes"] == len(lite.classes)
+    assert row["naive"]["blank_page_top1"] == row["naive"]["mean_image_top1"] == pytest.approx(
+        1 / len(lite.test))  # a constant reconstruction ranks at chance (attack/metrics.py)
     assert (tmp_path / "grids" / row["grid"]).is_file()
     attacks = list((tmp_path / "attacks").iterdir())
     assert len(attacks) == 2  # naive and adaptive decoders

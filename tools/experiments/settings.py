@@ -5,6 +5,9 @@ A setting's key is a hash of its fields (those left at None out), so results.jso
 field existed keeps its keys. Targets and decoders are stored under the hash of what they depend
 on, so settings share them. Every preset trains one network: GroupNorm and no dropout, the
 network DP-SGD can train, so that private, defended and deeper-cut rows compare.
+
+A sweep's jobs are its settings, each once per seed (the seed trains the target and the attacker),
+and split into shards by target: the jobs that share a target (and its decoders) run in one shard.
 """
 
 import hashlib
@@ -22,6 +25,7 @@ DEFENCE_SPLIT = 2  # the defences preset cuts where the undefended leak is total
 # a 20-epoch target, the same under DP-SGD, a 40-epoch decoder, one setting's evaluations
 SECONDS = {"train": 170, "train_dp": 360, "decoder": 360, "evaluate": 120}
 LITE_IMAGES = 1700  # about the lite protocol's train and attacker split: what --limit scales
+TARGETS = "targets"  # the work folder's trained targets, one folder per target_key
 NORMS = {"group": "GroupNorm", "batch": "BatchNorm", "none": "no normalisation"}
 
 
@@ -92,6 +96,43 @@ def preset(name: str) -> list[Setting]:
 
 
 PRESETS = ("seed-dp", "defences", "depth", "all", "lab")
+# each preset's seeds; None: the configs' own seed (or --config's), the lab's one student seed
+SEEDS = {"seed-dp": (1, 2, 3), "defences": (1, 2, 3), "depth": (1, 2, 3), "all": (1, 2, 3),
+         "lab": (None,)}
+
+
+def seeds_for(preset_name: str, chosen: list[Setting], asked=None) -> list:
+    """The seeds a sweep runs: --seeds, else a seed --config set, else the preset's."""
+    given = {s.seed for s in chosen} - {None}
+    if asked:
+        if given:
+            raise ValueError(f"--config sets the seed ({given.pop()}) and --seeds gives "
+                             f"{' '.join(map(str, asked))}: give one of them")
+        if len(set(asked)) != len(asked):
+            raise ValueError(f"--seeds names a seed twice: {' '.join(map(str, asked))}")
+        return list(asked)
+    return [given.pop()] if given else list(SEEDS[preset_name])
+
+
+def jobs(chosen: list[Setting], seeds: list) -> list[Setting]:
+    """Every setting once per seed, in the settings' order."""
+    return [replace(s, seed=seed) for s in chosen for seed in seeds]
+
+
+def shard(todo: list[Setting], index: int, count: int) -> list[Setting]:
+    """Shard `index` of `count` (1-based: 1/N .. N/N): the targets sorted by key, the i-th (from
+    0) going to shard i mod count + 1, each with every job that trains or attacks it. The shards
+    partition the jobs; their order within a shard is `todo`'s."""
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {index}/{count}: expected 1 <= I <= N (1-based)")
+    targets = sorted({s.target_key() for s in todo})
+    mine = {t for i, t in enumerate(targets) if i % count == index - 1}
+    return [s for s in todo if s.target_key() in mine]
+
+
+def unseeded_key(setting: dict) -> str:
+    """The key of a row's setting (a dict, as rows store it) without its seed: what seeds share."""
+    return key_hash({k: v for k, v in setting.items() if v is not None and k != "seed"})
 
 
 def with_config(settings: list[Setting], path: Path | None) -> list[Setting]:
@@ -125,8 +166,9 @@ def _recipe(s: Setting) -> str:
 
 
 def estimate_seconds(settings: list[Setting], done: set, out: Path | None = None) -> float:
-    """A rough duration of the settings not yet done, from SECONDS scaled by epochs and --limit:
-    each target and decoder counted once, and not at all when `out` already holds it."""
+    """A rough duration of the settings (jobs: one per seed) not yet done, from SECONDS scaled by
+    epochs and --limit: each target and decoder counted once, and not at all when `out` already
+    holds it. Shards (`shard`) never share a target, so their estimates add up to the whole."""
     todo = [s for s in settings if s.key() not in done]
     targets = {s.target_key(): s for s in todo}
     decoders = {decoder_dir(out or Path(), s, d): s for s in todo for d in {"", s.defense}}
@@ -146,7 +188,7 @@ def _data(s: Setting) -> float:
 
 
 def target_dir(out: Path, s: Setting) -> Path:
-    return out / "targets" / s.target_key()
+    return out / TARGETS / s.target_key()
 
 
 def decoder_dir(out: Path, s: Setting, defense: str) -> Path:

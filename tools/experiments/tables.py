@@ -1,9 +1,11 @@
-"""What the privacy experiment writes from its rows: results.md, results.csv, the privacy-utility
-plot, a grid per setting and report.html.
+"""What the privacy experiment writes from its rows, one row per (setting, seed): results.csv,
+the privacy-utility plot, a grid per row and report.html (the results folder's results.md, over
+seeds, is report.py's).
 
-One set of columns serves the Markdown table and the report. A column is left out where it would
-say nothing: the cut's activation and bytes per frame when every row has the same cut, the seed's
-DP figures without DP rows, an attack no row has. Attack cells are MSE / SSIM / **top-1** (of N).
+One set of columns serves the per-row Markdown table (`table`) and report.html. A column is left
+out where it would say nothing: the cut's activation and bytes per frame when every row has the
+same cut, the seed's DP figures without DP rows, an attack no row has. Attack cells are MSE / SSIM
+/ **top-1** (of N).
 """
 
 import csv
@@ -22,13 +24,17 @@ GRID_IMAGES = 8
 
 
 def figures(result: dict) -> dict:
-    """The figures of one evaluation's result (attack/scoring.py) that a row keeps."""
-    rec, mean = result["reconstruction"], result["baselines"]["attacker_mean_image"]
-    ident = rec["identification"]
-    return {"n": result["n"], "mse": rec["mse"], "ssim": rec["ssim"], "top1": ident["top1"],
-            "top5": ident["top5"], "median_rank": ident["median_rank"],
-            "chance_top1": ident["chance_top1"], "mean_image_mse": mean["mse"],
-            "mean_image_top1": mean["identification"]["top1"]}
+    """The figures of one evaluation's result (attack/scoring.py) that a row keeps, with its two
+    baselines: the attacker set's mean image and the blank page."""
+    rec, ident = result["reconstruction"], result["reconstruction"]["identification"]
+    out = {"n": result["n"], "mse": rec["mse"], "ssim": rec["ssim"], "top1": ident["top1"],
+           "top5": ident["top5"], "median_rank": ident["median_rank"],
+           "chance_top1": ident["chance_top1"]}
+    for name, key in (("mean_image", "attacker_mean_image"), ("blank_page", "blank_page")):
+        base = result["baselines"][key]
+        out |= {f"{name}_mse": base["mse"], f"{name}_ssim": base["ssim"],
+                f"{name}_top1": base["identification"]["top1"]}
+    return out
 
 
 def best(row: dict) -> dict:
@@ -38,7 +44,7 @@ def best(row: dict) -> dict:
 
 def columns(rows: list[dict]) -> list[tuple[str, Callable[[dict], str]]]:
     """(title, cell of a row) for every column the rows need."""
-    cols = [("setting", _setting_cell)]
+    cols = [("setting", setting_cell)]
     if len({r["setting"]["split_after"] for r in rows}) > 1:
         cols += [("activation", lambda r: "x".join(map(str, r["activation"]))
                   if r.get("activation") else "–"),
@@ -48,20 +54,21 @@ def columns(rows: list[dict]) -> list[tuple[str, Callable[[dict], str]]]:
              ("ε (RDP / PLD)", lambda r: f"{r['epsilon']['rdp']:.2f} / {r['epsilon']['pld']:.2f}"
               if r["epsilon"] else "∞")]
     if any(r["epsilon"] for r in rows):
-        cols.append(("the seed: ε, accuracy", lambda r: _seed_cell(r["setting"])))
+        cols.append(("the seed: ε, accuracy", lambda r: seed_cell(r["setting"])))
     cols.append(("dCor (stage)", lambda r: f"{r['dcor']:.2f}"))
     cols += [(title, lambda r, k=kind: cell(r.get(k))) for kind, title in ATTACKS.items()
              if any(r.get(kind) for r in rows)]
     return cols
 
 
-def _setting_cell(row: dict) -> str:
+def setting_cell(row: dict) -> str:
     """The setting's name, with its cut unless the name is the cut."""
     name, cut = row["setting"]["name"], f"K={row['setting']['split_after']}"
-    return name if name == cut else f"{name} ({cut})"
+    seed = row["setting"].get("seed")
+    return (name if name == cut else f"{name} ({cut})") + (f", seed {seed}" if seed is not None else "")
 
 
-def _seed_cell(setting: dict) -> str:
+def seed_cell(setting: dict) -> str:
     z = setting["noise_multiplier"]
     if not setting["dp"] or z not in SEED_DP["epsilon"]:
         return "–"
@@ -165,7 +172,7 @@ def save_plot(out: Path, rows: list[dict]) -> Path:
         _bytes_panel(axes[-1], cuts)
     fig.tight_layout()
     path = out / "privacy-utility.png"
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, metadata={"Software": None})  # no version stamp in the file
     plt.close(fig)
     return path
 
@@ -215,8 +222,8 @@ def save_report(out: Path, preset_name: str, recipe: str, rows: list[dict], seco
     head = "".join(f"<th>{html.escape(title)}</th>" for title, _ in cols)
     body = "".join("<tr>" + "".join(f"<td>{_html(f(r))}</td>" for _, f in cols) + "</tr>"
                    for r in rows)
-    grids = "".join(f"<h3>{html.escape(r['setting']['name'])}</h3><img src='grids/{r['grid']}'>"
-                    for r in rows)
+    grids = "".join(f"<h3>{html.escape(setting_cell(r))}</h3><img src='grids/{r['grid']}'>"
+                    for r in rows if (out / "grids" / r.get("grid", "")).is_file())
     page = (f"<!doctype html><meta charset='utf-8'><title>splitleak sweep {preset_name}</title>"
             f"<h1>splitleak experiment sweep --preset {html.escape(preset_name)}</h1>"
             f"<p>Network: {html.escape(recipe)}.</p>"

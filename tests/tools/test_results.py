@@ -1,0 +1,99 @@
+"""The committed results: every folder under docs/results regenerates its results.md byte for byte
+from its rows (so a hand edit fails) and was computed by the code as it is now. A synthetic
+fixture (made-up rows under tests/fixtures, never shown as results) shows what a page holds."""
+
+import json
+from dataclasses import asdict
+
+from splitleak.tools import cli
+from splitleak.tools.experiments import report, results, settings, stats
+from tests.conftest import REPO
+from tests.tools.test_experiment import _row
+
+DOCS = REPO / "docs" / "results"
+FIXTURE = REPO / "tests" / "fixtures" / "results-synthetic"
+
+
+def committed() -> list:
+    return sorted(p for p in DOCS.iterdir() if (p / results.CONFIG).is_file()) if DOCS.is_dir() else []
+
+
+def test_every_committed_results_folder_is_its_rows_and_is_current(tmp_path):
+    problems = []
+    for folder in committed():  # none yet is fine: the test covers whatever is committed
+        page = report.write(folder, tmp_path / folder.name)
+        mine = folder / report.PAGE
+        if not mine.is_file() or mine.read_bytes() != page.written[0].read_bytes():
+            problems.append(f"{folder}/{report.PAGE} is not what its rows give (edited by hand?): "
+                            f"run `splitleak experiment report {folder.relative_to(REPO)}`")
+        if page.stale:
+            problems.append(page.stale)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_fixture_page_is_regenerated_byte_for_byte(tmp_path):
+    page = report.write(FIXTURE, tmp_path)
+    assert page.written[0].read_bytes() == (FIXTURE / report.PAGE).read_bytes(), (
+        "the page's format changed: if on purpose, run `splitleak experiment report "
+        "tests/fixtures/results-synthetic` and delete the privacy-utility.png it writes there")
+    assert page.written[0] == tmp_path / report.PAGE and (tmp_path / "privacy-utility.png").is_file()
+    assert not (FIXTURE / "privacy-utility.png").exists()  # --out leaves the folder alone
+    assert report.write(FIXTURE, tmp_path / "again").text == page.text
+
+
+def test_a_page_shows_intervals_baselines_and_the_missing_seed():
+    text = (FIXTURE / report.PAGE).read_text()
+    assert "Synthetic rows" in text.splitlines()[2]
+    assert "Rows: 3 of 4 (2 settings × 2 seeds); missing: noise:gauss:4 (K=2) seed 2." in text
+    # accuracy over seeds 1 and 2: 0.81, 0.77 -> 0.79 ± t(0.975, 1) · 0.0283 / √2
+    iv = stats.t_interval([0.81, 0.77])
+    assert f"| none (K=2) | 2 | 0.790 [{iv.low:.3f}, {iv.high:.3f}] | 0.790 | ∞ |" in text
+    assert "| noise:gauss:4 (K=2) | 1 | 0.620 | 0.790 | ∞ | 0.93 |" in text  # n = 1: no interval
+    assert "| chance (1/3) |  | 0.333 |" in text
+    low, high = stats.wilson(71 + 64, 200)  # top-1 hits pooled over 2 seeds x 100 images
+    assert f"| 0.675 [0.230, 1.120] | [{low:.3f}, {high:.3f}] |" in text
+    assert text.count("| chance (1/100) |  |  |  | 0.010 |  |") == 2  # naive, adaptive
+    assert text.count("| chance (1/8) |  |  |  | 0.125 |  |") == 2  # the two on 8 images
+    assert text.count("| attacker-mean image |  | 0.0562 | 0.087 |") == 4
+    assert text.count("| blank page |  | 0.0718 | 0.011 |") == 4
+    assert text.count("Student's t with n − 1 degrees of freedom") == 5  # under every table
+    assert text.count("Wilson score interval (Wilson 1927)") == 4
+    assert "Commit: 0000000000000000000000000000000000000000 (3 rows)." in text
+    assert "Code: sha256 synthetic over the modules" in text
+    assert "`splitleak experiment report tests/fixtures/results-synthetic`" in text
+    assert "2026" not in text  # no dates: the page is the same whenever it is regenerated
+
+
+def test_a_folder_is_stale_when_the_code_changed(tmp_path):
+    why = results.stale(FIXTURE)  # the fixture records no real code hash
+    assert str(FIXTURE) in why and "commit 0000000000000000000000000000000000000000" in why
+    assert "splitleak experiment sweep --preset synthetic --seeds 1 2 --results" in why
+    fresh = tmp_path / "fresh"
+    s = settings.Setting("x")
+    cfg = results.config("depth", settings.recipe([s]), "lite", [asdict(s)], [1], None, fresh)
+    results.open_folder(fresh, cfg)
+    row = _row(s, 0.5) | {"provenance": {"code_hash": cfg["code"]["sha256"], "commit": "c"}}
+    results.write_row(fresh, row)
+    assert results.stale(fresh) is None
+    results.write_row(fresh, row | {"provenance": {"code_hash": "old", "commit": "c"}})
+    assert "is stale" in results.stale(fresh)
+
+
+def test_report_command_prints_the_page_and_warns_when_stale(tmp_path, capsys):
+    assert cli.main(["experiment", "report", str(FIXTURE), "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith((FIXTURE / report.PAGE).read_text())
+    assert f"wrote {tmp_path / report.PAGE}, {tmp_path / 'privacy-utility.png'}" in out
+    assert err.startswith(f"warning: {FIXTURE} is stale")
+    assert cli.main(["experiment", "report", str(tmp_path / "nothing")]) == 2
+    assert "holds neither config.json" in capsys.readouterr().err
+
+
+def test_a_work_folder_from_before_results_folders_still_reports(tmp_path):
+    rows = [_row(s, 0.4) for s in settings.preset("depth")]
+    (tmp_path / "results.json").write_text(json.dumps(
+        {"preset": "depth", "recipe": "r", "settings": {r["key"]: r for r in rows}}))
+    page = report.write(tmp_path)
+    assert "Rows: 4, from a work folder's results.json: no seeds or code recorded." in page.text
+    assert "| K=1 | 1 | 33x33x32 | 139,442 | 0.880 | 0.880 |" in page.text
+    assert "Provenance: not recorded" in page.text and "is stale" in page.stale

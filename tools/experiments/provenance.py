@@ -1,0 +1,88 @@
+"""Where a row of results comes from: the code on its computation path (a hash), the commit, the
+packages, the machine and the date.
+
+CODE names, once, the modules that train, export, query, decode and score: a results folder
+records the sha256 over their source, and is stale when the code now hashes differently. The
+commit is `git rev-parse HEAD` of the checkout the package runs from (None outside a checkout),
+dirty when a tracked .py file differs from it.
+"""
+
+import hashlib
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from splitleak.cloud import artifacts
+
+# the source the rows depend on, relative to the package root (the repository in a checkout)
+CODE = (
+    "cloud/model.py", "cloud/train.py", "cloud/data.py", "cloud/export.py", "cloud/dp.py",
+    "cloud/nopeek.py", "cloud/callbacks.py", "cloud/config.py",
+    "attack/blackbox.py", "attack/decoders.py", "attack/config.py", "attack/evaluate.py",
+    "attack/scoring.py", "attack/metrics.py", "attack/whitebox.py",
+    "edge/defences.py", "edge/runtime.py",
+    "tools/experiments/sweep.py", "tools/experiments/settings.py",
+)
+ROOT = Path(__file__).resolve().parents[2]  # holds cloud/, attack/, edge/, tools/
+
+
+def code_hash(root: Path = ROOT, files=CODE) -> str:
+    """sha256 over each file's path and bytes, in CODE's order."""
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def git(*args: str, root: Path = ROOT) -> str | None:
+    """git's output in `root`, stripped; None outside a checkout or without git."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def commit(root: Path = ROOT) -> dict:
+    """{"commit": HEAD or None, "dirty": whether tracked .py files differ from it}."""
+    head = git("rev-parse", "HEAD", root=root)
+    changed = git("diff", "--name-only", "HEAD", "--", "*.py", root=root) if head else None
+    return {"commit": head, "dirty": bool(changed)}
+
+
+def machine() -> dict:
+    """The CPU model, its cores, the memory and the system."""
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "memory_gib": _memory_gib(),
+            "system": f"{platform.system()} {platform.release()} {platform.machine()}"}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def stamp() -> dict:
+    """What every row of one sweep run records about where it was computed (taken when the run
+    starts: the code it imported); each row adds its own date and duration."""
+    return {**commit(), "code_hash": code_hash(), "versions": artifacts.versions(),
+            "machine": machine()}
+
+
+def now() -> str:
+    """The UTC date and time, to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
