@@ -115,8 +115,9 @@ def seeds_for(preset_name: str, chosen: list[Setting], asked=None) -> list:
 
 
 def jobs(chosen: list[Setting], seeds: list) -> list[Setting]:
-    """Every setting once per seed, in the settings' order."""
-    return [replace(s, seed=seed) for s in chosen for seed in seeds]
+    """Every setting once per seed: the first seed's settings first, so a sweep stopped part-way
+    has covered every setting once before it repeats any."""
+    return [replace(s, seed=seed) for seed in seeds for s in chosen]
 
 
 def shard(todo: list[Setting], index: int, count: int) -> list[Setting]:
