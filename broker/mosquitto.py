@@ -24,7 +24,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from splitleak.broker.certs import ensure_tls_files
 from splitleak.broker.profiles import write_private
 from splitleak.broker.running import RunningBroker, stop_process, wait_for_port
 from splitleak.broker.wire import MAX_PAYLOAD
@@ -184,7 +183,11 @@ def start_mosquitto(*, profile, host, port, directory: Path, passwords, rules,
     binary = find_mosquitto()
     if any(c.isspace() for c in str(directory)):
         raise ValueError(f"mosquitto cannot use a directory with spaces: {directory}")
-    tls = ensure_tls_files(directory, host, tls_names) if profile == "tls" else None
+    tls = None
+    if profile == "tls":  # certificates need the broker extra's cryptography; the rest does not
+        from splitleak.broker.certs import ensure_tls_files
+
+        tls = ensure_tls_files(directory, host, tls_names)
     if passwords:
         write_private(directory / "mosquitto.passwd",
                       "".join(f"{u}:{hash_password(p)}\n" for u, p in passwords.items()))

@@ -44,3 +44,26 @@ def test_block_really_blocks():
     result = subprocess.run([sys.executable, "-c", BLOCK_TF + "import tensorflow"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "is blocked" in result.stderr
+
+
+BLOCK_EXTRAS = """
+import sys
+BLOCKED = ("tensorflow", "keras", "cryptography", "amqtt", "matplotlib", "tensorflow_datasets",
+           "tensorflow_privacy", "dp_accounting", "mkdocs")
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is blocked: the edge install does not have it")
+sys.meta_path.insert(0, Block())
+from splitleak.tools.cli import build_parser
+args = build_parser().parse_args(["edge", "--model", "m.tflite", "--check"])
+print("parsed", args.command)
+"""
+
+
+def test_the_command_line_loads_with_the_edge_install_alone():
+    """`splitleak` on a device: every command's parser loads without the training, broker and
+    docs extras (they are imported only by the commands that use them)."""
+    result = subprocess.run([sys.executable, "-c", BLOCK_EXTRAS], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "parsed edge" in result.stdout, result.stderr[-3000:]
