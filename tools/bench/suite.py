@@ -6,7 +6,7 @@ Mosquitto and amqtt with 1 and 10 nodes, the attacker's reconstruction, DP-SGD a
 non-private training. Each part calls the same code as its own `splitleak bench` command, so
 the numbers mean what they mean there. Runs missing for a split depth are trained first (not
 timed). `summary` holds the headline figures; `markdown` turns it into the table in
-docs/reliability.md.
+docs/reliability.md; tools/bench/docs.py puts the report's other figures into the docs.
 """
 
 import json

@@ -7,15 +7,17 @@ lost frames and latency from capture on the edge to the prediction published by 
 behind a fresh broker (goal: 1,000 frames/s on a 2-core CPU).
 `dp`: seconds per epoch of DP-SGD training against non-private training of the same network
 (ours on Poisson batches; ours and tensorflow-privacy's on shuffled batches).
+`all`: every benchmark in one JSON; `docs` rewrites the figures README.md and docs/ quote from it.
 """
 
 import json
+import sys
 from pathlib import Path
 
 from splitleak.broker.profiles import ENGINES
 from splitleak.cloud.config import SPLITS
 from splitleak.cloud.service import BATCH
-from splitleak.tools.bench import attack, dp, faults, fuzz, pipeline, soak, suite, tflite
+from splitleak.tools.bench import attack, docs, dp, faults, fuzz, pipeline, soak, suite, tflite
 from splitleak.tools.bench.target import ENGINE
 from splitleak.tools.cli.options import add_data_options, add_run_options
 
@@ -110,6 +112,7 @@ def add_arguments(parser) -> None:
     p.add_argument("--batch", type=int, default=dp.BATCH)
     add_data_options(p)
     _all_parser(sub)
+    _docs_parser(sub)
 
 
 def _all_parser(sub) -> None:
@@ -118,7 +121,8 @@ def _all_parser(sub) -> None:
                        description=suite.__doc__.split("\n\n")[1].replace("\n", " "))
     p.set_defaults(_bench=_all, _describe=suite.describe, json=False)
     p.add_argument("--json", dest="json_file", metavar="FILE", type=Path,
-                   help="also write the report to FILE")
+                   help=f"also write the report to FILE (then `{docs.DOCS_COMMAND} --json FILE` "
+                   "rewrites the figures in README.md and docs/ from it)")
     p.add_argument("--splits", type=int, nargs="+", default=list(SPLITS), metavar="K",
                    help=f"split depths for the TFLite part (default: {_listed(SPLITS)})")
     p.add_argument("--run", type=Path, metavar="RUN_DIR",
@@ -128,6 +132,21 @@ def _all_parser(sub) -> None:
                    help=f"leave parts out: {_listed(suite.PARTS)}")
     p.add_argument("--quick", action="store_true",
                    help="small sizes (seconds, for CI): the numbers are not comparable")
+
+
+def _docs_parser(sub) -> None:
+    """`bench docs` (tools/bench/suite.py): the marked blocks of README.md and docs/ rewritten."""
+    p = sub.add_parser("docs", help="rewrite the benchmark figures in README.md and docs/ from "
+                       "the `bench all` report",
+                       description="Rewrites every block between `bench:NAME` markers in "
+                       "README.md and docs/**/*.md with what generator NAME makes of the report "
+                       f"(default: {docs.REPORT} in this checkout). --check writes nothing and "
+                       "exits 1 when a block is out of date.")
+    p.set_defaults(_bench=_docs, _describe=docs.describe_docs, json=False)
+    p.add_argument("--json", dest="json_file", metavar="FILE", type=Path,
+                   help=f"the `bench all` report (default: {docs.REPORT})")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if a block differs from its generator's output")
 
 
 def _bench(sub, name: str, bench, describe, help: str, description: str):
@@ -188,8 +207,16 @@ def _dp(args) -> dict:
 
 
 def _all(args) -> dict:
-    return suite.run(splits=args.splits, run_dir=args.run, decoder=args.decoder, skip=args.skip,
-                     quick=args.quick, json_file=args.json_file)
+    report = suite.run(splits=args.splits, run_dir=args.run, decoder=args.decoder,
+                       skip=args.skip, quick=args.quick, json_file=args.json_file)
+    if args.json_file:
+        print(f"wrote {args.json_file}; `{docs.DOCS_COMMAND} --json {args.json_file}` rewrites "
+              "the figures in README.md and docs/ from it", file=sys.stderr)
+    return report
+
+
+def _docs(args) -> dict:
+    return docs.render_files(args.json_file, check=args.check)
 
 
 def run(args) -> int:
