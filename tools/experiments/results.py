@@ -35,8 +35,18 @@ def config(preset: str, recipe: str, protocol: str, settings: list[dict], seeds:
            "settings": [{k: v for k, v in s.items() if k != "seed"} for s in settings],
            "overrides": overrides, "config_file": str(config_file) if config_file else None,
            "code": {"sha256": provenance.code_hash(), "files": list(provenance.CODE)},
-           "seeds": seeds, "results": str(folder)}
+           "seeds": seeds, "results": shown(folder)}
     return out | {"command": command(out)}
+
+
+def shown(folder: Path) -> str:
+    """The folder as the commands in config.json name it: relative to the working directory when
+    it lies below it (so a committed folder names docs/results/NAME), else as given."""
+    folder = Path(folder)
+    try:
+        return str(folder.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(folder)
 
 
 def command(cfg: dict) -> str:
