@@ -223,10 +223,12 @@ def test_tflite_runtime_under_numpy_2_fails_at_edge_check_on_the_emulated_pi(tin
     assert built.returncode == 0, built.stderr[-2000:]
     venv = f"{pi_emu.VENV_ROOT}/tflite-runtime-numpy2"
     wheel = f"{pi_emu.VENV_ROOT}/wheels/splitleak-*.whl"
+    pip = f"{venv}/bin/pip install -q --cert /etc/ssl/certs/{pi_emu.HOST_CA}"
     made = splitleak("pi-emu", "run", "--runtime", "tflite-runtime", "--", "sh", "-c",
-                     f"test -x {venv}/bin/splitleak || (python3 -m venv {venv} && {venv}/bin/pip "
-                     f"install -q --cert /etc/ssl/certs/{pi_emu.HOST_CA} {wheel} "
-                     "tflite-runtime==2.14.0 'numpy>=2')", timeout=900)
+                     f"(test -x {venv}/bin/splitleak || (python3 -m venv {venv} && {pip} {wheel} "
+                     f"tflite-runtime==2.14.0 'numpy>=2')) && "  # the venv is kept between runs:
+                     f"{pip} --no-deps --force-reinstall {wheel}",  # this checkout's splitleak
+                     timeout=900)
     assert made.returncode == 0, made.stderr[-2000:]
     checked = splitleak("pi-emu", "run", "--runtime", "tflite-runtime", f"--bind={tiny_run}",
                         "--", f"{venv}/bin/splitleak", "edge", "--check", "--model",

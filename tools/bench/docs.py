@@ -12,6 +12,7 @@ import re
 from functools import partial
 from pathlib import Path
 
+from splitleak.cloud import rundir
 from splitleak.tools.bench import tflite
 from splitleak.tools.bench.suite import ENGINES, PIPELINE_FRAMES, markdown
 
@@ -134,7 +135,7 @@ def parity(r: dict, src: str) -> str:
             f"({p['float32_tolerance']:.2g}) | {p['int8_relative_error']:.3g} | "
             f"{p['int8_top1_agreement']} |" for k, t in depths for p in [t["parity"]]]
     return (f"TFLite against Keras on {_and(map(str, images))} validation images (each run's "
-            f"metrics.json, written when it was exported), {_source(r, src)}:\n\n"
+            f"{rundir.METRICS}, written when it was exported), {_source(r, src)}:\n\n"
             "| split after block K | run | float32: max abs diff (tolerance) | int8: mean "
             "relative error | int8: head's top-1 agreement |\n|---|---|---|---|---|\n"
             + "\n".join(rows) + "\n")
