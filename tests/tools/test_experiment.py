@@ -3,12 +3,14 @@ training and attacks it runs are tested where they live; one real setting runs e
 
 import json
 from dataclasses import asdict, replace
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from splitleak.cloud import rundir
 from splitleak.tools import cli
-from splitleak.tools.experiments import results, settings, sweep, tables
+from splitleak.tools.experiments import job, results, settings, tables
 
 # the keys of results.json written before the engine was split: resuming must still find them
 KEYS = {"non-private": "4324b9cfc83c", "DP z=0.7": "196f2a3ddc7f", "none": "3ac001648f38",
@@ -23,7 +25,7 @@ def _scores(top1: float, n: int = 1000) -> dict:
             "blank_page_top1": 1 / n}
 
 
-def _row(s: settings.Setting, top1: float) -> dict:
+def _row(s: job.Setting, top1: float) -> dict:
     shapes = {1: [33, 33, 32], 2: [13, 13, 32], 3: [4, 4, 32], 4: [1, 1, 32]}
     return {"key": s.key(), "setting": asdict(s), "target": "t", "val_accuracy": 0.9,
             "accuracy": 0.88, "activation_std": 1.5, "dcor": 0.9,
@@ -38,7 +40,15 @@ def _row(s: settings.Setting, top1: float) -> dict:
 def test_presets_name_distinct_settings_and_all_is_their_union():
     keys = {p: [s.key() for s in settings.preset(p)] for p in settings.PRESETS}
     assert all(len(k) == len(set(k)) for k in keys.values())
-    assert set(keys["all"]) == set(keys["seed-dp"]) | set(keys["defences"]) | set(keys["depth"])
+    assert set(keys["all"]) == set().union(*(keys[p] for p in ("seed-dp", "defences", "depth",
+                                                                "attack")))
+    # the attack preset's default decoder is depth's K = 4 attacker: one models folder trains it
+    # once; the seed's decoder and the untimed runs are decoders of their own on the same target
+    k4, attack = settings.preset("depth")[3], settings.preset("attack")
+    assert {s.target_key() for s in attack} == {k4.target_key()}
+    folders = [job.decoder_dir(Path("m"), s, "") for s in attack]
+    assert folders[0] == job.decoder_dir(Path("m"), k4, "") and len(set(folders)) == 4
+    assert (attack[2].decoder_config().arch, attack[3].decoder_config().patience) == ("seed", 0)
     assert {s.split_after for s in settings.preset("defences")} == {settings.DEFENCE_SPLIT}
     dp = [s for s in settings.preset("seed-dp") if s.dp]
     assert sorted(s.noise_multiplier for s in dp) == sorted(settings.SEED_DP["epsilon"])
@@ -58,7 +68,7 @@ def test_every_preset_trains_one_network_and_says_which():
         assert said.startswith("target GroupNorm, no dropout, 20 epochs; decoders 40 epochs")
     lab = [replace(s, limit=500, epochs=8) for s in settings.preset("lab")]
     assert "8 epochs, first 500 images" in settings.recipe(lab)
-    mixed = [settings.Setting("a"), settings.Setting("b", norm="batch", dropout=0.2)]
+    mixed = [job.Setting("a"), job.Setting("b", norm="batch", dropout=0.2)]
     with pytest.raises(ValueError, match="2 different networks"):
         settings.recipe(mixed)
 
@@ -73,7 +83,7 @@ def test_the_estimate_counts_only_what_is_left():
 def test_the_estimate_skips_targets_and_decoders_already_saved(tmp_path):
     s = settings.preset("defences")[1]  # an edge defence: naive and adaptive decoders
     before = settings.estimate_seconds([s], set(), tmp_path)
-    for folder in (settings.target_dir(tmp_path, s), settings.decoder_dir(tmp_path, s, "")):
+    for folder in (job.target_dir(tmp_path, s), job.decoder_dir(tmp_path, s, "")):
         folder.mkdir(parents=True)
         (folder / rundir.MANIFEST).write_text("{}")
     after = settings.estimate_seconds([s], set(), tmp_path)
@@ -85,13 +95,13 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(monkeypatch, tmp_path, om
                                                         capsys):
     calls = []
 
-    def fake(s, proto, out):
-        if len(calls) == 2 and not (out / "resumed").exists():
+    def fake(s, proto, models):
+        if len(calls) == 2 and not (models / "resumed").exists():
             raise KeyboardInterrupt  # stopped during the third job
         calls.append((s.name, s.seed))
-        return _row(s, 0.5)
+        return _row(s, 0.5) | {"seconds": {"target": 1.0}}, [("original", np.zeros((2, 8, 8, 1)))]
 
-    monkeypatch.setattr(sweep, "run_setting", fake)
+    monkeypatch.setattr(job, "run", fake)
     argv = ["experiment", "sweep", "--preset", "seed-dp", "--seeds", "1", "2", "--out",
             str(tmp_path), "--omniglot-dir", str(omniglot_dir)]
     assert cli.main(argv) == 130  # interrupted
@@ -118,7 +128,8 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(monkeypatch, tmp_path, om
     assert "adaptive black box" not in table and "bytes/frame" not in table  # nothing to show
     row = json.loads(next((tmp_path / "results" / "rows").iterdir()).read_text())
     assert set(row["provenance"]) >= {"commit", "dirty", "code_hash", "versions", "machine", "date",
-                                      "seconds", "shard"}
+                                      "seconds", "shard", "steps"}
+    assert row["provenance"]["steps"] == {"target": 1.0} and "seconds" not in row
 
 
 def test_the_table_shows_every_attack_and_reads_old_rows():
@@ -145,7 +156,7 @@ def test_bad_config_and_a_foreign_results_folder_are_refused(tmp_path, omniglot_
     assert "unknown setting key(s) ['colour']" in capsys.readouterr().err
     folder = tmp_path / "out" / "results"
     folder.mkdir(parents=True)
-    other = results.config("depth", "r", "lite", [asdict(replace(settings.Setting("x"), epochs=3))],
+    other = results.config("depth", "r", "lite", [asdict(replace(job.Setting("x"), epochs=3))],
                            [1], None, folder)
     (folder / results.CONFIG).write_text(json.dumps(other))
     argv = [*base, "--preset", "depth", "--out", str(tmp_path / "out")]
@@ -163,9 +174,9 @@ def test_bad_config_and_a_foreign_results_folder_are_refused(tmp_path, omniglot_
 
 @pytest.mark.slow
 def test_one_defended_setting_end_to_end(lite, tmp_path):
-    s = replace(settings.Setting("noise", split_after=4, defense="noise:gauss:0.5"), epochs=1,
-                attack_epochs=1, whitebox_limit=3)
-    row = sweep.run_setting(s, lite, tmp_path)
+    s = replace(job.Setting("noise", split_after=4, defense="noise:gauss:0.5"), epochs=1,
+                attack_epochs=1, whitebox_limit=3, blank_whitebox=True)
+    row, lines = job.run(s, lite, tmp_path)
     assert row["key"] == s.key() and 0 < row["val_accuracy"] <= 1 and 0 < row["accuracy"] <= 1
     assert row["activation_std"] > 0 and 0 < row["dcor"] <= 1
     assert row["activation"] == [1, 1, 32] and 32 * 4 < row["bytes_per_frame"] < 32 * 4 + 100
@@ -175,16 +186,20 @@ def test_one_defended_setting_end_to_end(lite, tmp_path):
     assert row["classes"] == len(lite.classes)
     assert row["naive"]["blank_page_top1"] == row["naive"]["mean_image_top1"] == pytest.approx(
         1 / len(lite.test))  # a constant reconstruction ranks at chance (attack/metrics.py)
-    assert (tmp_path / "grids" / row["grid"]).is_file()
+    assert row["whitebox_blank"]["n"] == 3 and [label for label, _ in lines] == [
+        "original", "naive attacker", "adaptive attacker", "white box", "white box, blank start"]
+    assert set(row["seconds"]) == {"target", "decoders", "blackbox", "whitebox", "whitebox_blank",
+                                   "evaluate"} and all(v >= 0 for v in row["seconds"].values())
     attacks = list((tmp_path / "attacks").iterdir())
     assert len(attacks) == 2  # naive and adaptive decoders
     assert not list(tmp_path.rglob(rundir.EVAL))  # scores go to the row, not to shared folders
 
 
 def test_limit_and_seed_reach_training_and_leave_older_keys_unchanged():
-    s = settings.Setting("x")
-    older = {k: v for k, v in asdict(s).items() if k not in ("limit", "seed")}
-    assert s.key() == settings.key_hash(older)  # results.json written before these fields match
+    s = job.Setting("x")
+    older = {k: v for k, v in asdict(s).items() if k not in (
+        "limit", "seed", "attack_arch", "attack_patience", "blank_whitebox")}
+    assert s.key() == job.key_hash(older)  # results.json written before these fields match
     lab = replace(s, limit=100, seed=7)
     assert lab.key() != s.key() and lab.target_key() != s.target_key()
     assert (lab.train_config().limit, lab.train_config().seed, lab.decoder_config().seed) == (

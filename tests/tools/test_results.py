@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 
 from splitleak.tools import cli
-from splitleak.tools.experiments import report, results, settings, stats
+from splitleak.tools.experiments import job, report, results, settings, stats
 from tests.conftest import REPO
 from tests.tools.test_experiment import _row
 
@@ -69,7 +69,7 @@ def test_a_folder_is_stale_when_the_code_changed(tmp_path):
     assert str(FIXTURE) in why and "commit 0000000000000000000000000000000000000000" in why
     assert "splitleak experiment sweep --preset synthetic --seeds 1 2 --results" in why
     fresh = tmp_path / "fresh"
-    s = settings.Setting("x")
+    s = job.Setting("x")
     cfg = results.config("depth", settings.recipe([s]), "lite", [asdict(s)], [1], None, fresh)
     results.open_folder(fresh, cfg)
     row = _row(s, 0.5) | {"provenance": {"code_hash": cfg["code"]["sha256"], "commit": "c"}}

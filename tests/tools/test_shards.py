@@ -4,11 +4,12 @@ stubbed: the training and attacks are tested where they live)."""
 import json
 from dataclasses import asdict, replace
 
+import numpy as np
 import pytest
 
 from splitleak.cloud import data
 from splitleak.tools import cli
-from splitleak.tools.experiments import results, settings, sweep
+from splitleak.tools.experiments import job, results, settings, sweep
 from tests.tools.test_experiment import _row
 
 TINY = {"epochs": 1, "attack_epochs": 1, "whitebox_limit": 3, "limit": 96}
@@ -51,11 +52,12 @@ def _stub(monkeypatch) -> list:
     """Jobs are recorded, not run; a row's top-1 depends on its seed."""
     ran = []
 
-    def fake(s, proto, out):
+    def fake(s, proto, models):
         ran.append(s.key())
-        return _row(s, 0.3 + 0.1 * ((s.seed or 0) % 5)) | {"classes": 3}
+        row = _row(s, 0.3 + 0.1 * ((s.seed or 0) % 5)) | {"classes": 3, "seconds": {}}
+        return row, [("original", np.zeros((1, 8, 8, 1)))]
 
-    monkeypatch.setattr(sweep, "run_setting", fake)
+    monkeypatch.setattr(job, "run", fake)
     monkeypatch.setattr(data, "load_protocol", lambda *a, **k: None)
     return ran
 
@@ -107,7 +109,7 @@ def test_merge_refuses_other_sweeps_other_code_and_rows_that_differ(monkeypatch,
     assert _sweep(tmp_path, "a", "--shard", "1/2") == 0
     assert _sweep(tmp_path, "b", "--shard", "2/2") == 0
     other = tmp_path / "other"
-    s = settings.Setting("x")
+    s = job.Setting("x")
     results.open_folder(other, results.config("lab", "r", "lite", [asdict(s)], [1], None, other))
     assert cli.main(["experiment", "merge", str(tmp_path / "m"), str(tmp_path / "a"),
                      str(other)]) == 2
@@ -176,7 +178,7 @@ def test_models_trained_by_other_code_are_not_reused(monkeypatch, tmp_path, caps
 
 def test_models_from_before_code_hashes_are_reused_with_a_warning(monkeypatch, tmp_path, capsys):
     _stub(monkeypatch)
-    (tmp_path / "a" / settings.TARGETS).mkdir(parents=True)
+    (tmp_path / "a" / job.TARGETS).mkdir(parents=True)
     assert _sweep(tmp_path, "a", "--shard", "1/2") == 0
     assert "holds models from before code hashes were recorded" in capsys.readouterr().out
     assert (tmp_path / "a" / sweep.CODE_FILE).is_file()

@@ -2,13 +2,15 @@
 
   sweep     per setting of a preset (seed-dp: non-private and DP noise 0.7/0.5/0.3; defences:
             noise, int8 and NoPeek at the cut after block 2; depth: K = 1..4, with bytes per
-            frame; lab: lab 4's four; all) and per seed (--seeds; default 1 2 3, the lab's one),
-            train the target (GroupNorm, no dropout, in every preset; stated in the output), train
+            frame; attack: our decoder and the seed's, stopped early or not, at the seed's cut;
+            lab: lab 4's four; all) and per seed (--seeds; default 1 2 3, the lab's one), train
+            the target (GroupNorm, no dropout, in every preset; stated in the output), train
             black-box attackers (naive; adaptive under an edge defence), score them and the white
-            box (from the stronger attacker's reconstruction), and the black box again on the white
-            box's images. One row file per (setting, seed) in the results folder (--results, to
-            commit; a rerun skips the rows there), models in the work folder (--out); --shard I/N
-            runs one part (1-based), for a job array. Prints the estimated time first.
+            box (from the stronger attacker's reconstruction), and the black box again on the
+            white box's images. One row file per (setting, seed) in the results folder
+            (--results, to commit; a rerun skips the rows there), models in --models (default:
+            the work folder, --out); --shard I/N runs one part (1-based), for a job array.
+            Prints the estimated time first.
   report    results.md and the plot of a results folder, from its rows alone (no models)
   merge     copy the rows of results folders (shards) into one; refuses other sweeps' folders
   network   one stream under each broker profile (open, auth, tls) with eavesdroppers holding no
@@ -40,8 +42,11 @@ def add_arguments(parser) -> None:
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="JSON object of setting fields applied to every setting, e.g. "
                         '{"epochs": 5, "attack_epochs": 10}')
-    p.add_argument("--out", type=Path, help="the work folder: models, grids, report.html "
-                   "(default: runs/experiment-PRESET)")
+    p.add_argument("--out", type=Path, help="the work folder: grids, report.html and, unless "
+                   "--models, the models (default: runs/experiment-PRESET)")
+    p.add_argument("--models", type=Path, metavar="DIR",
+                   help="trained targets and decoders, reused by any preset pointed at the same "
+                        "folder (default: OUT)")
     p.add_argument("--results", type=Path, metavar="DIR",
                    help="the results folder: config and one row per (setting, seed), to commit, "
                         "e.g. docs/results/PRESET (default: OUT/results)")
@@ -102,7 +107,7 @@ def _sweep(args) -> int:
     from splitleak.tools.experiments.sweep import run_sweep
 
     done = run_sweep(args.preset, args.out, args.config, args.protocol, args.omniglot_dir,
-                     args.seeds, args.shard, args.results, args.dry_run)
+                     args.seeds, args.shard, args.results, args.models, args.dry_run)
     if not args.dry_run:
         print(done.table + f"wrote {', '.join(str(p) for p in done.written)} "
               f"({done.seconds / 60:.1f} min)")

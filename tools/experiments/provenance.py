@@ -23,7 +23,7 @@ CODE = (
     "attack/blackbox.py", "attack/decoders.py", "attack/config.py", "attack/evaluate.py",
     "attack/scoring.py", "attack/metrics.py", "attack/whitebox.py",
     "edge/defences.py", "edge/runtime.py",
-    "tools/experiments/sweep.py", "tools/experiments/settings.py",
+    "tools/experiments/job.py",
 )
 ROOT = Path(__file__).resolve().parents[2]  # holds cloud/, attack/, edge/, tools/
 

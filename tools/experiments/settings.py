@@ -1,72 +1,29 @@
-"""The settings of the privacy experiment: what one row depends on, the presets, the network they
-train, where their targets and decoders are stored, and a rough duration.
+"""The presets of the privacy experiment, their seeds, the jobs (setting x seed) and shards of a
+sweep, the network they train in words, and a rough duration. A setting and what one job computes
+from it are tools/experiments/job.py's.
 
-A setting's key is a hash of its fields (those left at None out), so results.json written before a
-field existed keeps its keys. Targets and decoders are stored under the hash of what they depend
-on, so settings share them. Every preset trains one network: GroupNorm and no dropout, the
-network DP-SGD can train, so that private, defended and deeper-cut rows compare.
+Every preset trains one network: GroupNorm and no dropout, the network DP-SGD can train, so that
+private, defended and deeper-cut rows compare (and their undefended rows are the same job).
 
 A sweep's jobs are its settings, each once per seed (the seed trains the target and the attacker),
 and split into shards by target: the jobs that share a target (and its decoders) run in one shard.
 """
 
-import hashlib
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 
-from splitleak.attack.config import WHITEBOX_IMAGES
-from splitleak.attack.config import TrainConfig as DecoderConfig
 from splitleak.cloud import rundir
-from splitleak.cloud.config import DEFAULT_SPLIT, SEED_DP, SPLITS, TrainConfig
+from splitleak.cloud.config import SEED_DP, SPLITS, TrainConfig
+from splitleak.tools.experiments.job import Setting, decoder_dir, key_hash, target_dir
 
 DEFENCE_SPLIT = 2  # the defences preset cuts where the undefended leak is total (top-1 1.0)
-# rough seconds on our 2-core machines (2026-11-25) for the estimate printed before a sweep:
-# a 20-epoch target, the same under DP-SGD, a 40-epoch decoder, one setting's evaluations
-SECONDS = {"train": 170, "train_dp": 360, "decoder": 360, "evaluate": 120}
+# rough seconds on our 2-core machines for the estimate printed before a sweep: a 20-epoch
+# target, the same under DP-SGD, a 40-epoch decoder, one job's evaluations (2026-12-05, from the
+# steps' seconds that rows record)
+SECONDS = {"train": 170, "train_dp": 360, "decoder": 360, "whitebox": 60, "evaluate": 60}
 LITE_IMAGES = 1700  # about the lite protocol's train and attacker split: what --limit scales
-TARGETS = "targets"  # the work folder's trained targets, one folder per target_key
 NORMS = {"group": "GroupNorm", "batch": "BatchNorm", "none": "no normalisation"}
-
-
-@dataclass(frozen=True)
-class Setting:
-    """Everything a row depends on."""
-
-    name: str
-    split_after: int = DEFAULT_SPLIT
-    norm: str = "group"  # the same network with and without DP: GroupNorm, no dropout
-    dropout: float = 0.0
-    dp: bool = False
-    noise_multiplier: float = 0.0
-    nopeek: float = 0.0
-    defense: str = ""
-    epochs: int = TrainConfig.epochs
-    attack_epochs: int = DecoderConfig.epochs
-    whitebox_limit: int = WHITEBOX_IMAGES
-    limit: int | None = None  # the target and the attacker train on the first N images (labs)
-    seed: int | None = None  # the target's and the attacker's seed (default: their configs')
-
-    def key(self) -> str:  # fields left at None stay out: keys from before they existed hold
-        return key_hash({k: v for k, v in asdict(self).items() if v is not None})
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, split_after=self.split_after, norm=self.norm,
-                           dropout=self.dropout, dp=self.dp, nopeek=self.nopeek,
-                           noise_multiplier=self.noise_multiplier or 1.0, limit=self.limit,
-                           **({"seed": self.seed} if self.seed is not None else {}))
-
-    def decoder_config(self) -> DecoderConfig:
-        return DecoderConfig(epochs=self.attack_epochs,
-                             **({"seed": self.seed} if self.seed is not None else {}))
-
-    def target_key(self) -> str:
-        return key_hash(asdict(self.train_config()))
-
-
-def key_hash(obj) -> str:
-    """The first 12 hex digits of the sha256 of obj as sorted JSON."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def preset(name: str) -> list[Setting]:
@@ -82,23 +39,30 @@ def preset(name: str) -> list[Setting]:
             replace(cut, name=f"NoPeek α={a:g}", nopeek=a) for a in (1.0, 5.0)]
     elif name == "depth":
         out = [replace(base, name=f"K={k}", split_after=k) for k in SPLITS]
+    elif name == "attack":  # the decoders at the seed's cut: ours and the seed's, each stopped
+        # early or trained all its epochs as the seed trained it; the white box from both starts
+        out = [replace(base, name="default decoder", blank_whitebox=True),
+               replace(base, name="default decoder, all epochs", attack_patience=0),
+               replace(base, name="seed decoder", attack_arch="seed"),
+               replace(base, name="seed decoder, all epochs", attack_arch="seed",
+                       attack_patience=0)]
     elif name == "lab":  # lab 4: one of each kind of defence, where the undefended leak is total
         cut = replace(base, name="none", split_after=DEFENCE_SPLIT)
         out = [cut, replace(cut, name="DP-SGD z=0.7", dp=True, noise_multiplier=0.7),
                replace(cut, name="noise:gauss:4", defense="noise:gauss:4"),
                replace(cut, name="NoPeek α=5", nopeek=5.0)]
     elif name == "all":
-        out = list({s.key(): s for p in ("seed-dp", "defences", "depth")
+        out = list({s.key(): s for p in ("seed-dp", "defences", "depth", "attack")
                     for s in preset(p)}.values())
     else:
         raise ValueError(f"unknown preset '{name}'; expected one of {', '.join(PRESETS)}")
     return out
 
 
-PRESETS = ("seed-dp", "defences", "depth", "all", "lab")
+PRESETS = ("seed-dp", "defences", "depth", "attack", "all", "lab")
 # each preset's seeds; None: the configs' own seed (or --config's), the lab's one student seed
-SEEDS = {"seed-dp": (1, 2, 3), "defences": (1, 2, 3), "depth": (1, 2, 3), "all": (1, 2, 3),
-         "lab": (None,)}
+SEEDS = {"seed-dp": (1, 2, 3), "defences": (1, 2, 3), "depth": (1, 2, 3), "attack": (1, 2, 3),
+         "all": (1, 2, 3), "lab": (None,)}
 
 
 def seeds_for(preset_name: str, chosen: list[Setting], asked=None) -> list:
@@ -166,32 +130,26 @@ def _recipe(s: Setting) -> str:
             f"decoders {s.attack_epochs} epochs; white box on {s.whitebox_limit} test images")
 
 
-def estimate_seconds(settings: list[Setting], done: set, out: Path | None = None) -> float:
+def estimate_seconds(settings: list[Setting], done: set, models: Path | None = None) -> float:
     """A rough duration of the settings (jobs: one per seed) not yet done, from SECONDS scaled by
-    epochs and --limit: each target and decoder counted once, and not at all when `out` already
-    holds it. Shards (`shard`) never share a target, so their estimates add up to the whole."""
+    epochs and --limit: each target and decoder counted once, and not at all when the models
+    folder already holds it. Shards (`shard`) never share a target, so their estimates add up to
+    the whole."""
     todo = [s for s in settings if s.key() not in done]
     targets = {s.target_key(): s for s in todo}
-    decoders = {decoder_dir(out or Path(), s, d): s for s in todo for d in {"", s.defense}}
-    if out is not None:
-        targets = {k: s for k, s in targets.items() if not rundir.finished(target_dir(out, s))}
+    decoders = {decoder_dir(models or Path(), s, d): s for s in todo for d in {"", s.defense}}
+    if models is not None:
+        targets = {k: s for k, s in targets.items()
+                   if not rundir.finished(target_dir(models, s))}
         decoders = {d: s for d, s in decoders.items() if not rundir.finished(d)}
     return (sum(SECONDS["train_dp" if s.dp else "train"] * s.epochs / TrainConfig.epochs
                 * _data(s) for s in targets.values())
             + sum(SECONDS["decoder"] * s.attack_epochs / Setting.attack_epochs * _data(s)
                   for s in decoders.values())
-            + len(todo) * SECONDS["evaluate"])
+            + sum(SECONDS["evaluate"] + SECONDS["whitebox"] * s.whitebox_limit / Setting.whitebox_limit
+                  * (2 if s.blank_whitebox else 1) for s in todo))
 
 
 def _data(s: Setting) -> float:
     """The share of the lite training images a setting's runs use."""
     return min(1.0, s.limit / LITE_IMAGES) if s.limit else 1.0
-
-
-def target_dir(out: Path, s: Setting) -> Path:
-    return out / TARGETS / s.target_key()
-
-
-def decoder_dir(out: Path, s: Setting, defense: str) -> Path:
-    """A decoder trained on queries through `defense` ("" = clean) against s's target."""
-    return out / "attacks" / f"{s.target_key()}-{key_hash([defense, s.attack_epochs])}"

@@ -20,23 +20,6 @@ from splitleak.cloud.config import SEED_DP
 ATTACKS = {"naive": "naive black box", "adaptive": "adaptive black box",
            "blackbox_subset": "black box, white box's images",
            "whitebox": "white box (prior)"}
-GRID_IMAGES = 8
-
-
-def figures(result: dict) -> dict:
-    """The figures of one evaluation's result (attack/scoring.py) that a row keeps, with its two
-    baselines: the attacker set's mean image and the blank page."""
-    rec, ident = result["reconstruction"], result["reconstruction"]["identification"]
-    out = {"n": result["n"], "mse": rec["mse"], "ssim": rec["ssim"], "top1": ident["top1"],
-           "top5": ident["top5"], "median_rank": ident["median_rank"],
-           "chance_top1": ident["chance_top1"]}
-    for name, key in (("mean_image", "attacker_mean_image"), ("blank_page", "blank_page")):
-        base = result["baselines"][key]
-        out |= {f"{name}_mse": base["mse"], f"{name}_ssim": base["ssim"],
-                f"{name}_top1": base["identification"]["top1"]}
-    return out
-
-
 def best(row: dict) -> dict:
     """The stronger black-box attacker of a row (adaptive where there is one)."""
     return row.get("adaptive") or row["naive"]
