@@ -3,10 +3,13 @@ from its rows (so a hand edit fails) and was computed by the code as it is now. 
 fixture (made-up rows under tests/fixtures, never shown as results) shows what a page holds."""
 
 import json
+import shutil
 from dataclasses import asdict
 
+import pytest
+
 from splitleak.tools import cli
-from splitleak.tools.experiments import job, report, results, settings, stats
+from splitleak.tools.experiments import docs, job, report, results, settings, stats
 from tests.conftest import REPO
 from tests.tools.test_experiment import _row
 
@@ -97,3 +100,41 @@ def test_a_work_folder_from_before_results_folders_still_reports(tmp_path):
     assert "Rows: 4, from a work folder's results.json: no seeds or code recorded." in page.text
     assert "| K=1 | 1 | 33x33x32 | 139,442 | 0.880 | 0.880 |" in page.text
     assert "Provenance: not recorded" in page.text and "is stale" in page.stale
+
+
+def test_every_results_block_in_the_docs_is_what_its_folder_gives():
+    done = docs.render_files(REPO, check=True)
+    assert done["passed"], docs.describe(done)
+
+
+def _docs_root(tmp_path, text: str):
+    shutil.copytree(FIXTURE, tmp_path / docs.FOLDERS / "synthetic")
+    (tmp_path / "README.md").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_results_blocks_are_generated_from_the_rows_and_a_hand_edit_is_undone(tmp_path):
+    typed = ("Leak: <!-- results:synthetic/top1 -->1.0 everywhere<!-- /results:synthetic/top1 -->."
+             "\n\n<!-- results:synthetic/naive -->\n| typed |\n<!-- /results:synthetic/naive -->\n")
+    root = _docs_root(tmp_path, typed)
+    checked = docs.render_files(root, check=True)
+    assert checked["blocks"] == 2 and checked["changed"] == ["README.md"] and not checked["passed"]
+    assert docs.render_files(root)["changed"] == ["README.md"]
+    text = (root / "README.md").read_text(encoding="utf-8")
+    page = (FIXTURE / report.PAGE).read_text(encoding="utf-8")
+    naive = page.split("## Reconstruction: naive black box, N = 100 test images\n\n")[1]
+    assert naive.split("\n\n")[0] in text  # the table results.md has, from the same rows
+    assert "1.0 everywhere" not in text and "| typed |" not in text
+    assert "From `docs/results/synthetic`: 3 of 4 rows, seeds 1, 2, commit 0000000:" in text
+    assert "none (K=2) 0.675 [0.230, 1.120]" in text and "chance 0.010 (1 of 100)" in text
+    assert "means over 1 or 2 seeds [95 % t-interval]" in text
+    assert docs.render_files(root, check=True)["passed"]
+
+
+def test_a_bad_results_block_fails_clearly(tmp_path):
+    root = _docs_root(tmp_path, "x <!-- results:synthetic/nope -->y<!-- /results:synthetic/nope -->\n")
+    with pytest.raises(ValueError, match=r"README.md: line 1: unknown results block 'synthetic/nope'"):
+        docs.render_files(root)
+    (root / "README.md").write_text("x <!-- results:gone/top1 -->y<!-- /results:gone/top1 -->\n")
+    with pytest.raises(ValueError, match=r"line 1: no results folder docs/results/gone"):
+        docs.render_files(root)

@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 
 from splitleak.cloud import rundir
+from splitleak.tools import blocks as generated
 from splitleak.tools.bench import tflite
 from splitleak.tools.bench.suite import ENGINES, PIPELINE_FRAMES, markdown
 
@@ -179,71 +180,43 @@ GENERATORS = {"all": lambda r, src: markdown(r), "dp-speed": dp_speed,
 GENERATORS |= {f"pipeline-{engine}-{fleet}": partial(pipeline_row, engine=engine, fleet=fleet)
                for engine in ENGINES for fleet in PIPELINE_FRAMES}
 
-# `<!-- bench:NAME -->` / `<!-- /bench:NAME -->`, and the table's `<!-- bench all -->` pair
-MARKER = re.compile(r"<!-- (/?)bench(?::([a-z0-9-]+)| (all)) -->")
-LOOSE = re.compile(r"<!--\s*/?\s*bench\b")  # anything that looks like a marker
+TAG = "bench"
+
+
+def _validate(name: str) -> None:
+    if name not in GENERATORS:
+        raise ValueError(f"unknown bench block {name!r}; known: {', '.join(sorted(GENERATORS))}")
 
 
 def blocks(text: str) -> list[tuple[str, re.Match, re.Match]]:
-    """The marked blocks of a text, (name, opening marker, closing marker) in order; ValueError
-    for a malformed, unpaired or nested marker or an unknown name."""
-    marks = list(MARKER.finditer(text))
+    """The bench blocks of a text (tools/blocks.py `find`)."""
+    return generated.find(text, TAG, _validate)
 
-    def line(m: re.Match) -> int:
-        return text.count("\n", 0, m.start()) + 1
 
-    strict = {m.start() for m in marks}
-    for m in LOOSE.finditer(text):
-        if m.start() not in strict:
-            raise ValueError(f"line {line(m)}: a malformed bench marker (`<!-- bench:NAME -->` "
-                             "and `<!-- /bench:NAME -->`, NAME in lower case)")
-    found = []
-    for i in range(0, len(marks), 2):
-        start, end = marks[i], marks[i + 1] if i + 1 < len(marks) else None
-        name = start[2] or start[3]
-        if start[1]:
-            raise ValueError(f"line {line(start)}: `{start[0]}` closes a block that was not "
-                             "opened")
-        if end is None or not end[1] or end.group(2, 3) != start.group(2, 3):
-            raise ValueError(f"line {line(start)}: `{start[0]}` is not followed by its closing "
-                             f"marker (`<!-- /bench:{name} -->`)")
-        if name not in GENERATORS:
-            raise ValueError(f"line {line(start)}: unknown bench block {name!r}; known: "
-                             f"{', '.join(sorted(GENERATORS))}")
-        found.append((name, start, end))
-    return found
+def _generator(report: dict, source: str):
+    """name -> the block's text from `report`, cited as `source`."""
+    def generate(name: str) -> str:
+        try:
+            return GENERATORS[name](report, source)
+        except (KeyError, StopIteration) as e:
+            raise ValueError(f"block {name!r} needs what the report lacks ({e!r}; a part "
+                             "skipped?)") from None
+    return generate
 
 
 def render_docs(report: dict, text: str, *, source: str = REPORT) -> str:
-    """`text` with every marked block rewritten by its generator from `report` (cited as
-    `source`): an inline block stays inside its line (text must come before its marker), a
-    block of lines starts on the line after its opening marker."""
-    pieces, at = [], 0
-    for name, start, end in blocks(text):
-        line = text.count("\n", 0, start.start()) + 1
-        try:
-            content = GENERATORS[name](report, source)
-        except (KeyError, StopIteration) as e:
-            raise ValueError(f"line {line}: block {name!r} needs what the report lacks ({e!r}; "
-                             "a part skipped?)") from None
-        if not content.endswith("\n") and not text[:start.start()].rsplit("\n", 1)[-1].strip():
-            raise ValueError(f"line {line}: the inline block {name!r} starts its line, where "
-                             "Markdown reads the marker as an HTML block; put text before it")
-        pieces += [text[at:start.end()], "\n" if content.endswith("\n") else "", content]
-        at = end.start()
-    return "".join(pieces) + text[at:]
+    """`text` with every bench block rewritten by its generator from `report` (cited as
+    `source`)."""
+    return generated.render(text, TAG, _generator(report, source), _validate)
 
 
 def docs_files(root: Path = CHECKOUT) -> list[Path]:
-    """The Markdown files whose blocks are generated: README.md and docs/**/*.md."""
-    root = Path(root)
-    return [path for path in (root / "README.md", *sorted((root / "docs").rglob("*.md")))
-            if path.is_file()]
+    return generated.files(root)
 
 
 def render_files(json_file: Path | None = None, *, root: Path = CHECKOUT,
                  check: bool = False) -> dict:
-    """Rewrite the marked blocks of README.md and docs/**/*.md under `root` from the report in
+    """Rewrite the bench blocks of README.md and docs/**/*.md under `root` from the report in
     `json_file` (default: the committed one); with `check`, write nothing and fail (`passed`
     false) when a block is out of date."""
     root = Path(root)
@@ -256,19 +229,8 @@ def render_files(json_file: Path | None = None, *, root: Path = CHECKOUT,
         source = json_file.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         source = str(json_file)
-    rewritten, count = {}, 0  # every file is rendered before any is written
-    for path in docs_files(root):
-        text = path.read_text(encoding="utf-8")
-        try:
-            count += len(blocks(text))
-            new = render_docs(report, text, source=source)
-        except ValueError as e:
-            raise ValueError(f"{path.relative_to(root).as_posix()}: {e}") from None
-        if new != text:
-            rewritten[path] = new
-    for path, new in rewritten.items() if not check else ():
-        path.write_text(new, encoding="utf-8")
-    changed = [path.relative_to(root).as_posix() for path in rewritten]
+    count, changed = generated.render_files(root, TAG, _generator(report, source), _validate,
+                                            check)
     return {"bench": "docs", "report": source, "date": report["date"], "blocks": count,
             "changed": changed, "check": check, "passed": not (check and changed)}
 

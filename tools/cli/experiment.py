@@ -13,6 +13,9 @@
             Prints the estimated time first.
   report    results.md and the plot of a results folder, from its rows alone (no models)
   merge     copy the rows of results folders (shards) into one; refuses other sweeps' folders
+  docs      rewrite the `<!-- results:NAME/PART -->` blocks of README.md and docs/ from the
+            committed results folders (docs/results/NAME); --check writes nothing and fails when
+            one is out of date
   network   one stream under each broker profile (open, auth, tls) with eavesdroppers holding no
             credentials, a wrong password, the attacker's own account, a stolen edge credential
             and a stolen cloud credential: frames received by the cloud and by each, and how
@@ -67,6 +70,10 @@ def add_arguments(parser) -> None:
     p.add_argument("dest", type=Path, metavar="DEST")
     p.add_argument("sources", type=Path, nargs="+", metavar="SRC",
                    help="results folders, or work folders holding one (WORK/results)")
+    p = sub.add_parser("docs", help="the documentation's results blocks, from docs/results",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 when a block is out of date")
     p = sub.add_parser("network", help="the broker profiles against five eavesdroppers",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine", choices=ENGINES, default=network.ENGINE)
@@ -82,8 +89,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    if args.experiment in ("sweep", "report", "merge"):
-        return {"sweep": _sweep, "report": _report, "merge": _merge}[args.experiment](args)
+    if args.experiment in ("sweep", "report", "merge", "docs"):
+        return {"sweep": _sweep, "report": _report, "merge": _merge,
+                "docs": _docs}[args.experiment](args)
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         result = network.run_experiment(args.run, args.decoder, args.engine, args.profiles,
                                         args.frames, args.out, args.omniglot_dir)
@@ -131,3 +139,11 @@ def _merge(args) -> int:
     print(f"{args.dest}: {done['added']} row(s) added to {done['present']}; {done['rows']} in "
           f"the sources; run: splitleak experiment report {args.dest}")
     return 0
+
+
+def _docs(args) -> int:
+    from splitleak.tools.experiments import docs
+
+    done = docs.render_files(check=args.check)
+    print(docs.describe(done))
+    return 0 if done["passed"] else 1

@@ -5,6 +5,10 @@ same lite test images; beside them eavesdroppers try to subscribe to every node'
 with no credentials, a wrong password, the attacker's own account (valid, no rights under the
 tls ACL), a stolen edge credential and a stolen cloud credential. Each eavesdropper's frames are
 reconstructed with a black-box decoder and scored against the images that were sent.
+
+The results (results.json, with the provenance of the run: commit, the hash of the code on its
+path (provenance.NETWORK), packages, machine, date) and their table (results.md) go to one
+folder; docs/results/network-ENGINE are the committed ones.
 """
 
 import logging
@@ -83,7 +87,9 @@ def run_experiment(run_dir: Path | None = None, decoder_dir: Path | None = None,
     from splitleak.cloud.config import TrainConfig
     from splitleak.cloud.data import load_protocol
     from splitleak.cloud.train import ensure_run
+    from splitleak.tools.experiments import provenance
 
+    stamp, began = provenance.stamp(provenance.NETWORK), time.monotonic()
     run_dir = Path(run_dir or rundir.default_run_dir())
     decoder_dir = Path(decoder_dir or rundir.default_attack_dir())
     proto = load_protocol("lite", omniglot_dir)
@@ -102,7 +108,9 @@ def run_experiment(run_dir: Path | None = None, decoder_dir: Path | None = None,
         rows.append(row)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"engine": engine, "run": str(run_dir), "decoder": str(decoder_dir), "rows": rows}
+    result = {"engine": engine, "run": str(run_dir), "decoder": str(decoder_dir), "frames": frames,
+              "rows": rows, "provenance": stamp | {
+                  "date": provenance.now(), "seconds": round(time.monotonic() - began, 1)}}
     artifacts.write_json(out / "results.json", result)
     (out / "results.md").write_text(table(rows))
     return result
@@ -159,3 +167,28 @@ def table(rows: list[dict]) -> str:
             cells.append(got if e["status"] == "connected" else f"{got}: {e['status']}")
         lines.append(f"| {r['profile']} | {r['sent']} | {r['cloud']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def command(result: dict, out) -> str:
+    """The command that re-runs a result into `out`."""
+    return (f"splitleak experiment network --engine {result['engine']} --frames "
+            f"{result['frames']} --out {out}")
+
+
+def problems(folder: Path) -> list[str]:
+    """Why a committed result folder is not current: its results.md is not what its
+    results.json gives, or the code on the experiment's path changed since it was run."""
+    from splitleak.cloud import artifacts
+    from splitleak.tools.experiments import provenance
+
+    result = artifacts.read_json(Path(folder) / "results.json")
+    found = []
+    page = Path(folder) / "results.md"
+    if not page.is_file() or page.read_text() != table(result["rows"]):
+        found.append(f"{page} is not the table of its results.json (edited by hand?)")
+    stamp = result.get("provenance") or {}
+    if stamp.get("code_hash") != provenance.code_hash(files=provenance.NETWORK):
+        found.append(f"{folder} is stale: run at commit {stamp.get('commit')}, and the code on "
+                     f"the network experiment's path (provenance.NETWORK) has changed since: "
+                     f"{command(result, folder)}")
+    return found

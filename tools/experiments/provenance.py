@@ -25,6 +25,10 @@ CODE = (
     "edge/defences.py", "edge/runtime.py",
     "tools/experiments/job.py",
 )
+# the network experiment's path: the same, and the brokers, the node, the cloud head and itself
+NETWORK = CODE + tuple(f"broker/{name}.py" for name in (
+    "amqtt_engine", "certs", "inbox", "mosquitto", "profiles", "running", "server", "topics",
+    "urls", "wire")) + ("edge/node.py", "cloud/service.py", "tools/experiments/network.py")
 ROOT = Path(__file__).resolve().parents[2]  # holds cloud/, attack/, edge/, tools/
 
 
@@ -76,10 +80,11 @@ def _memory_gib() -> float | None:
         return None
 
 
-def stamp() -> dict:
-    """What every row of one sweep run records about where it was computed (taken when the run
-    starts: the code it imported); each row adds its own date and duration."""
-    return {**commit(), "code_hash": code_hash(), "versions": artifacts.versions(),
+def stamp(files=CODE) -> dict:
+    """What every row of one sweep run (or one network experiment, files=NETWORK) records about
+    where it was computed (taken when the run starts: the code it imported); each row adds its
+    own date and duration."""
+    return {**commit(), "code_hash": code_hash(files=files), "versions": artifacts.versions(),
             "machine": machine()}
 
 

@@ -70,7 +70,7 @@ def markdown(cfg: dict, rows: list[dict], found: list) -> str:
     note = [f"**{cfg['note']}**", ""] if cfg.get("note") else []
     lines = [f"# splitleak experiment sweep --preset {cfg['preset']}", "", *note,
              f"Network: {cfg.get('recipe')}. {_count(cfg, rows, found)}", "",
-             "## Utility", "", *utility(found, _classes(cfg, rows)), "",
+             "## Utility", "", *utility(found, classes(cfg, rows)), "",
              f"{T_NOTE} Accuracy: the deployment's on the validation images (TFLite stage, edge "
              "defence, cloud head), beside chance (1/classes); undefended: the setting without "
              "any defence at the same cut.", ""]
@@ -179,7 +179,7 @@ def _table(head: list[str], body: list[list[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in body)]
 
 
-def _classes(cfg: dict, rows: list[dict]) -> int:
+def classes(cfg: dict, rows: list[dict]) -> int:
     found = sorted({r["classes"] for r in rows if r.get("classes")})
     return found[0] if found else len(LITE_TARGET)  # rows before "classes": the lite protocol
 

@@ -19,7 +19,7 @@ from splitleak.cloud.config import SEED_DP
 # a row's attacks: its key -> the column's title
 ATTACKS = {"naive": "naive black box", "adaptive": "adaptive black box",
            "blackbox_subset": "black box, white box's images",
-           "whitebox": "white box (prior)"}
+           "whitebox": "white box (prior)", "whitebox_blank": "white box, blank start"}
 def best(row: dict) -> dict:
     """The stronger black-box attacker of a row (adaptive where there is one)."""
     return row.get("adaptive") or row["naive"]

@@ -1,0 +1,169 @@
+"""The results folders' figures in the documentation, generated, never typed.
+
+A block `<!-- results:NAME/PART -->` … `<!-- /results:NAME/PART -->` in README.md or
+docs/**/*.md is PART of the committed results folder docs/results/NAME, made from its rows by the
+same code as its results.md (tools/experiments/report.py):
+
+  utility, naive, adaptive, blackbox_subset, whitebox, whitebox_blank
+            that table of results.md with its notes, after a line naming the folder, its rows and
+            the commits that computed them
+  status    that line alone (inline)
+  top1, whitebox-top1, accuracy
+            inline: per setting, the mean over seeds [95 % interval] of the stronger black box's
+            top-1 (or the white box's, or the deployment's accuracy), with chance
+  time      inline: the folder's hours of computing, and the estimate for all its jobs
+  network   a network experiment's folder (docs/results/network-ENGINE): its table, with the
+            commit and date of its run
+
+`splitleak experiment docs` rewrites every block; a test fails when one differs.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from splitleak.tools import blocks as generated
+from splitleak.tools.experiments import network, report, results, settings, tables
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+FOLDERS = "docs/results"  # the committed results folders, relative to the checkout
+TAG = "results"
+DOCS_COMMAND = "splitleak experiment docs"
+TABLES = ("utility", *tables.ATTACKS)
+INLINE = ("status", "top1", "whitebox-top1", "accuracy", "time")
+NETWORK_RESULT = "results.json"  # a network experiment's folder: results.json and results.md
+
+
+class Folder:
+    """One committed results folder, read once: config, rows and rows grouped by setting."""
+
+    def __init__(self, root: Path, name: str):
+        path = Path(root) / FOLDERS / name
+        if not (path / results.CONFIG).is_file():
+            raise ValueError(f"no results folder {FOLDERS}/{name}")
+        self.name, self.shown = name, f"{FOLDERS}/{name}"
+        self.cfg, self.rows = results.read(path)
+        self.found = report.groups(self.cfg, self.rows)
+
+
+def status(f: Folder) -> str:
+    """Which folder, how many of its rows, which seeds and commits."""
+    expected = len(f.cfg["settings"]) * len(f.cfg["seeds"])
+    commits = sorted({(r.get("provenance") or {}).get("commit") or "none" for r in f.rows})
+    said = ", ".join(c[:7] for c in commits) or "none yet"
+    return (f"from `{f.shown}`: {len(f.rows)} of {expected} rows, seeds "
+            f"{', '.join(map(str, f.cfg['seeds']))}, commit {said}")
+
+
+def table(f: Folder, kind: str) -> str:
+    """One table of the folder's results.md with its notes."""
+    if kind == "utility":
+        body = report.utility(f.found, report.classes(f.cfg, f.rows))
+        note = report.T_NOTE
+    else:
+        sizes = sorted({r[kind]["n"] for r in f.rows if r.get(kind)})
+        if not sizes:
+            return f"No rows with {tables.ATTACKS[kind]} yet ({status(f)}).\n"
+        body = [line for n in sizes for line in report.reconstruction(f.found, kind, n)]
+        note = f"{report.T_NOTE} {report.WILSON_NOTE} {report.BASE_NOTE}"
+    return (f"{status(f)[0].upper()}{status(f)[1:]}:\n\n" + "\n".join(body) + f"\n\n{note}\n")
+
+
+def _per_setting(f: Folder, values, digits: int) -> str:
+    parts = []
+    for s, rs in f.found:
+        got = [v for v in map(values, rs) if v is not None]
+        if got:
+            parts.append(f"{report.label(s)} {report.cell(got, digits)}")
+    return "; ".join(parts) if parts else "no rows yet"
+
+
+def top1(f: Folder, kind: str | None = None) -> str:
+    """Per setting, top-1 of the stronger black box (or of `kind`) over its N test images."""
+    pick = tables.best if kind is None else (lambda r: r.get(kind))
+    sizes = sorted({pick(r)["n"] for r in f.rows if pick(r)})
+    n = sizes[-1] if sizes else 0
+    said = _per_setting(f, lambda r: pick(r)["top1"] if pick(r) and pick(r)["n"] == n else None,
+                        3)
+    chance = f"; chance {report.num(1 / n, 3)} (1 of {n:,})" if n else ""
+    return f"{said}{chance} ({_means(f)})"
+
+
+def accuracy(f: Folder) -> str:
+    classes = report.classes(f.cfg, f.rows)
+    return (f"{_per_setting(f, lambda r: r.get('accuracy'), 3)}; chance "
+            f"{report.num(1 / classes, 3)} (1 of {classes}) ({_means(f)})")
+
+
+def _means(f: Folder) -> str:
+    seeds = sorted({len(rs) for _, rs in f.found if rs})
+    n = " or ".join(map(str, seeds)) if seeds else "0"
+    return f"means over {n} seeds [95 % t-interval]; {status(f)}"
+
+
+def hours(f: Folder) -> str:
+    """Hours computed so far and the estimate for every job of the folder from nothing."""
+    spent = sum((r.get("provenance") or {}).get("seconds") or 0 for r in f.rows) / 3600
+    jobs = settings.jobs([settings.Setting(**s) for s in f.cfg["settings"]], f.cfg["seeds"])
+    whole = settings.estimate_seconds(jobs, set()) / 3600
+    return (f"{spent:.1f} h of computing for its {len(f.rows)} rows so far; all "
+            f"{len(jobs)} jobs from nothing, estimated {whole:.1f} h on 2 cores ({status(f)})")
+
+
+def network_table(root: Path, name: str) -> str:
+    """A network experiment's table (tools/experiments/network.py) with where it comes from."""
+    from splitleak.cloud import artifacts
+
+    shown = f"{FOLDERS}/{name}"
+    result = artifacts.read_json(Path(root) / shown / NETWORK_RESULT)
+    stamp = result["provenance"]
+    return (f"From `{shown}`: {result['frames']} lite test images a profile, commit "
+            f"{str(stamp['commit'])[:7]}, {stamp['date'][:10]}, "
+            f"`{network.command(result, shown)}`:\n\n" + network.table(result["rows"]))
+
+
+def generate(name: str, root: Path = CHECKOUT) -> str:
+    folder, part = _parse(name)
+    if part == "network":
+        return network_table(root, folder)
+    f = _folder(str(root), folder)
+    if part in TABLES:
+        return table(f, part)
+    return {"status": status, "top1": top1, "accuracy": accuracy, "time": hours,
+            "whitebox-top1": lambda f: top1(f, "whitebox")}[part](f)
+
+
+@lru_cache(maxsize=32)
+def _folder(root: str, name: str) -> Folder:
+    return Folder(Path(root), name)
+
+
+def _parse(name: str) -> tuple[str, str]:
+    folder, _, part = name.partition("/")
+    return folder, part
+
+
+def validate(name: str) -> None:
+    folder, part = _parse(name)
+    if part not in TABLES + INLINE + ("network",):
+        raise ValueError(f"unknown results block {name!r}: expected FOLDER/PART, PART one of "
+                         f"{', '.join(TABLES + INLINE)}, network")
+
+
+def render_files(root: Path = CHECKOUT, check: bool = False) -> dict:
+    """Rewrite the results blocks of README.md and docs/**/*.md from the committed folders; with
+    `check`, write nothing and fail (`passed` false) when one is out of date."""
+    _folder.cache_clear()
+    count, changed = generated.render_files(root, TAG, lambda n: generate(n, root), validate,
+                                            check)
+    return {"blocks": count, "changed": changed, "check": check,
+            "passed": not (check and changed)}
+
+
+def describe(r: dict) -> str:
+    head = f"{r['blocks']} generated results block{'s' * (r['blocks'] != 1)}: "
+    if not r["changed"]:
+        return head + "all up to date"
+    if r["check"]:
+        return head + f"out of date in {', '.join(r['changed'])} (`{DOCS_COMMAND}` rewrites them)"
+    return head + f"rewrote {', '.join(r['changed'])}"
+
