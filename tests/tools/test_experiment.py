@@ -137,13 +137,18 @@ def test_the_table_shows_every_attack_and_reads_old_rows():
     row = _row(s, 0.5)
     old = {k: v for k, v in _row(settings.preset("defences")[0], 0.9).items()
            if k not in ("activation", "bytes_per_frame", "blackbox_subset")}
-    lines = tables.table([old, row]).splitlines()
+    cols = tables.columns([old, row])  # report.html's table
+    lines = ["| " + " | ".join(title for title, _ in cols) + " |", ""]
+    lines += ["| " + " | ".join(f(r) for _, f in cols) + " |" for r in (old, row)]
+    lines += [line for note in tables.notes([old, row]) for line in ("", note)]
     head = lines[0].split(" | ")
-    assert head[0] == "| setting" and all(t in lines[0] for t in tables.ATTACKS.values())
+    assert head[0] == "| setting" and all(t in lines[0] for k, t in tables.ATTACKS.items()
+                                          if k != "whitebox_blank")  # no row has it
+    assert "blank start" not in lines[0]
     assert lines[2].startswith("| none (K=2) | 0.880 | ∞ | 0.90 | ")
     assert lines[2].count("| – ") == 2  # adaptive, and the evaluation old rows lack
     assert "**0.600** (of 1,000)" in lines[3] and "**0.250** (of 64)" in lines[3]
-    assert all(line.count("|") == lines[0].count("|") for line in lines[1:4])
+    assert all(line.count("|") == lines[0].count("|") for line in lines[2:4])
     assert "scale a noise σ acts on: K=2: 1.50" in lines[5]
     assert "of the 1,000 test images, has MSE 0.0560" in lines[7]
 

@@ -19,6 +19,8 @@ from splitleak.cloud.data import LITE_TARGET
 from splitleak.tools.experiments import results, settings, stats, tables
 
 PAGE = "results.md"
+GRIDS = "grids"  # a results folder's grids, one per row: grids/KEY.png (the sweep copies them)
+GRID = "grid.png"  # the first seed's grids, one setting under the other
 T_NOTE = ("Cells: the mean over the n seeds [its 95 % interval: mean ± t·s/√n, t the 0.975 "
           "quantile of Student's t with n − 1 degrees of freedom, s the seeds' standard "
           "deviation; none where n = 1].")
@@ -48,7 +50,29 @@ def write(folder: Path, out: Path | None = None) -> Page:
     means = [mean_row(s, rs) for s, rs in found if rs]
     if means:
         written.append(tables.save_plot(out, means))
-    return Page(text, written, results.stale(folder))
+    grid = compose_grid(Path(folder), cfg, found, out / GRID)
+    return Page(text, written + ([grid] if grid else []), results.stale(folder))
+
+
+def compose_grid(folder: Path, cfg: dict, found: list, path: Path) -> Path | None:
+    """The first seed's row grids (grids/KEY.png), one setting under the other, in the config's
+    order; None when there are none."""
+    from PIL import Image
+
+    first = cfg["seeds"][0] if cfg.get("seeds") else None
+    files = [folder / GRIDS / f"{r['key']}.png" for _, rs in found for r in rs
+             if r["setting"].get("seed") == first]
+    images = [Image.open(f).convert("RGB") for f in files if f.is_file()]
+    if not images:
+        return None
+    canvas = Image.new("RGB", (max(i.width for i in images), sum(i.height for i in images)),
+                       "white")
+    y = 0
+    for image in images:
+        canvas.paste(image, (0, y))
+        y += image.height
+    canvas.save(path)
+    return path
 
 
 def groups(cfg: dict, rows: list[dict]) -> list[tuple[dict, list[dict]]]:

@@ -73,7 +73,9 @@ def run_sweep(preset_name: str, out: Path | None = None, config: Path | None = N
         began = time.monotonic()
         print(f"{label} ({s.key()})", flush=True)
         row, lines = job.run(s, proto, models)
-        row["grid"] = tables.save_grid(out, s.key(), s.name, lines).name
+        grid = tables.save_grid(out, s.key(), s.name, lines)
+        (folder / report.GRIDS).mkdir(exist_ok=True)
+        row["grid"] = Path(shutil.copy(grid, folder / report.GRIDS / grid.name)).name
         seconds = round(time.monotonic() - began, 1)
         results.write_row(folder, row | {"provenance": stamp | {
             "date": provenance.now(), "seconds": seconds, "steps": row.pop("seconds")}})

@@ -65,14 +65,6 @@ def cell(s: dict | None) -> str:
     return f"{s['mse']:.4f} / {s['ssim']:.3f} / **{s['top1']:.3f}** (of {s['n']:,})"
 
 
-def table(rows: list[dict]) -> str:
-    """Markdown: one row per setting, then the activations' scale and the mean-image baseline."""
-    cols = columns(rows)
-    lines = ["| " + " | ".join(title for title, _ in cols) + " |", "|---" * len(cols) + "|"]
-    lines += ["| " + " | ".join(f(r) for _, f in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n" + "".join(f"\n{note}\n" for note in notes(rows))
-
-
 def notes(rows: list[dict]) -> list[str]:
     """What the table's cells are read against."""
     out = []
