@@ -9,7 +9,17 @@ from dataclasses import asdict
 import pytest
 
 from splitleak.tools import cli
-from splitleak.tools.experiments import docs, job, report, results, settings, stats
+from splitleak.tools.experiments import (
+    docs,
+    job,
+    network,
+    provenance,
+    report,
+    results,
+    settings,
+    stats,
+    sweep,
+)
 from tests.conftest import REPO
 from tests.tools.test_experiment import _row
 
@@ -138,3 +148,50 @@ def test_a_bad_results_block_fails_clearly(tmp_path):
     (root / "README.md").write_text("x <!-- results:gone/top1 -->y<!-- /results:gone/top1 -->\n")
     with pytest.raises(ValueError, match=r"line 1: no results folder docs/results/gone"):
         docs.render_files(root)
+
+
+def test_computed_blocks_come_from_the_code_not_from_a_folder(tmp_path):
+    root = _docs_root(tmp_path, "<!-- results:computed/seed-epsilon -->\n"
+                                "<!-- /results:computed/seed-epsilon -->\n"
+                                "<!-- results:computed/estimates -->\n"
+                                "<!-- /results:computed/estimates -->\n")
+    docs.render_files(root)
+    text = (root / "README.md").read_text(encoding="utf-8")
+    first = docs._seed_rows()[0]  # cloud/privacy.seed_table, computed once
+    assert f"| {first['noise']:g} | {first['seed']:g} | " in text
+    assert f"{first['shuffle_rdp_11000']:.1f} / {first['shuffle_pld_11000']:.1f} |" in text
+    depth = settings.jobs(settings.preset("depth"), [1, 2, 3])
+    said = sweep.duration(settings.estimate_seconds(depth, set()))
+    assert f"| `depth` | 4 | 1, 2, 3 | 12 | {said} |" in text
+    with pytest.raises(ValueError, match="unknown computed block 'computed/nope'"):
+        docs.validate("computed/nope")
+
+
+def test_a_network_block_is_its_results_json_and_a_stale_one_is_found(tmp_path):
+    folder = tmp_path / docs.FOLDERS / "network-mosquitto"
+    folder.mkdir(parents=True)
+    rows = [{"profile": "open", "sent": 4, "cloud": 4, "eavesdroppers": {
+        name: {"status": "connected", "reason": "", "frames": 4,
+               "reconstruction": {"mse": 0.05, "top1": 0.5, "n": 4}}
+        for name in network.EAVESDROPPERS}}]
+    stamp = {"commit": "abcdef0123", "date": "2026-12-05T10:00:00+00:00",
+             "code_hash": provenance.code_hash(files=provenance.NETWORK)}
+    result = {"engine": "mosquitto", "frames": 4, "rows": rows, "provenance": stamp}
+    (folder / "results.json").write_text(json.dumps(result))
+    (folder / "results.md").write_text(network.table(rows))
+    assert network.problems(folder) == []
+    root = _docs_root(tmp_path, "x\n<!-- results:network-mosquitto/network -->\n"
+                                "<!-- /results:network-mosquitto/network -->\n")
+    docs.render_files(root)
+    text = (root / "README.md").read_text(encoding="utf-8")
+    assert "From `docs/results/network-mosquitto`: 4 lite test images a profile, commit abcdef0" in text
+    assert "| open | 4 | 4 | 4 (top-1 0.50) |" in text
+    (folder / "results.json").write_text(json.dumps(result | {"provenance": stamp | {"code_hash": "old"}}))
+    assert "is stale" in network.problems(folder)[0]
+    (folder / "results.md").write_text("typed\n")
+    assert "edited by hand" in network.problems(folder)[0]
+
+
+def test_every_committed_network_result_is_current():
+    found = [p for p in sorted(DOCS.glob("network-*")) if (p / "results.json").is_file()]
+    assert not [problem for folder in found for problem in network.problems(folder)]

@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from splitleak.attack import evaluate, scoring
+from splitleak.cloud import artifacts
+
+SUMMARY = "report.json"  # the report's figures, for `bench all` and other readers
 
 
 def _img(path: Path) -> str:
@@ -40,7 +43,8 @@ def _rows(scores: dict) -> list[tuple[str, str]]:
 
 def write(folder, originals: np.ndarray, recons: np.ndarray, pipeline: dict, attack: dict,
           activation_shape=None) -> Path:
-    """Grids, reconstruction metrics and the cloud's accuracy into folder/report.html.
+    """Grids, reconstruction metrics and the cloud's accuracy into folder/report.html, and its
+    figures into folder/report.json (SUMMARY).
 
     `activation_shape` (e.g. (1, 1, 32)), if given, is named in the text.
     """
@@ -73,4 +77,9 @@ similarity; top-k is the fraction whose own image comes among the first k.</p>
 </body></html>"""
     out = folder / "report.html"
     out.write_text(page)
+    artifacts.write_json(folder / SUMMARY, {
+        **{k: pipeline[k] for k in ("frames", "predictions_received", "mqtt_accuracy",
+                                    "offline_accuracy")},
+        "reconstructed": attack.get("reconstructed", 0),
+        "reconstruction": scores["reconstruction"], "baselines": scores["baselines"]})
     return out

@@ -15,6 +15,9 @@ same code as its results.md (tools/experiments/report.py):
   network   a network experiment's folder (docs/results/network-ENGINE): its table, with the
             commit and date of its run
 
+and two blocks computed, not read from a folder: `computed/seed-epsilon` (the seed's ε,
+recomputed by the accountants) and `computed/estimates` (each preset's estimated time).
+
 `splitleak experiment docs` rewrites every block; a test fails when one differs.
 """
 
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from splitleak.tools import blocks as generated
 from splitleak.tools.experiments import network, report, results, settings, tables
+from splitleak.tools.experiments.sweep import duration
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 FOLDERS = "docs/results"  # the committed results folders, relative to the checkout
@@ -114,15 +118,68 @@ def network_table(root: Path, name: str) -> str:
     from splitleak.cloud import artifacts
 
     shown = f"{FOLDERS}/{name}"
-    result = artifacts.read_json(Path(root) / shown / NETWORK_RESULT)
+    path = Path(root) / shown / NETWORK_RESULT
+    if not path.is_file():
+        raise ValueError(f"no network result {shown}/{NETWORK_RESULT}: `splitleak experiment "
+                         f"network --engine ENGINE --out {shown}` writes one")
+    result = artifacts.read_json(path)
     stamp = result["provenance"]
     return (f"From `{shown}`: {result['frames']} lite test images a profile, commit "
             f"{str(stamp['commit'])[:7]}, {stamp['date'][:10]}, "
             f"`{network.command(result, shown)}`:\n\n" + network.table(result["rows"]))
 
 
+def seed_epsilon(_root: Path) -> str:
+    """The seed's three DP-SGD settings' ε, recomputed (cloud/privacy.seed_table): computed, not
+    measured, so the block is current whenever the accountants are."""
+    from splitleak.cloud.config import SEED_DP
+
+    passed, trained = SEED_DP["n_passed"], SEED_DP["n_trained"]
+
+    def pair(row, kind, n, digits):
+        return " / ".join(f"{row[f'{kind}_{acc}_{n}']:.{digits}f}" for acc in ("rdp", "pld"))
+
+    rows = [f"| {r['noise']:g} | {r['seed']:g} | {r[f'classic_rdp_{passed}']:.2f} | "
+            f"{pair(r, 'poisson', passed, 2)} | {pair(r, 'poisson', trained, 2)} | "
+            f"{pair(r, 'shuffle', trained, 1)} |" for r in _seed_rows()]
+    return (f"Computed by `splitleak privacy epsilon --seed-table` (dp-accounting; batch "
+            f"{SEED_DP['batch']}, {SEED_DP['epochs']} epochs, δ = {SEED_DP['delta']:g}):\n\n"
+            f"| noise | seed | same, older RDP conversion | Poisson RDP / PLD, n {passed:,} | "
+            f"Poisson RDP / PLD, n {trained:,} | shuffled batches RDP / PLD, n {trained:,} |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
+def estimates(_root: Path) -> str:
+    """What each preset's sweep prints before it starts: its jobs and the estimated time."""
+    rows = []
+    for name in settings.PRESETS:
+        chosen = settings.preset(name)
+        seeds = settings.seeds_for(name, chosen)
+        jobs = settings.jobs(chosen, seeds)
+        said = ", ".join("the student's" if s is None else str(s) for s in seeds)
+        rows.append(f"| `{name}` | {len(chosen)} | {said} | {len(jobs)} | "
+                    f"{duration(settings.estimate_seconds(jobs, set()))} |")
+    return ("Printed by `splitleak experiment sweep --preset P --dry-run` (from "
+            "`tools/experiments/settings.py`; `lab` at the preset's own sizes, which lab 4 "
+            "shrinks with its `sweep.json`):\n\n| preset | settings | seeds | jobs | estimate from nothing (2 cores) |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
+@lru_cache(maxsize=1)
+def _seed_rows() -> list[dict]:
+    """cloud/privacy.seed_table, once a process (the PLD accountant takes seconds)."""
+    from splitleak.cloud.privacy import seed_table
+
+    return seed_table()
+
+
+COMPUTED = {"seed-epsilon": seed_epsilon, "estimates": estimates}
+
+
 def generate(name: str, root: Path = CHECKOUT) -> str:
     folder, part = _parse(name)
+    if folder == "computed":
+        return COMPUTED[part](root)
     if part == "network":
         return network_table(root, folder)
     f = _folder(str(root), folder)
@@ -144,7 +201,10 @@ def _parse(name: str) -> tuple[str, str]:
 
 def validate(name: str) -> None:
     folder, part = _parse(name)
-    if part not in TABLES + INLINE + ("network",):
+    if folder == "computed" and part not in COMPUTED:
+        raise ValueError(f"unknown computed block {name!r}: expected computed/PART, PART one of "
+                         f"{', '.join(COMPUTED)}")
+    if folder != "computed" and part not in TABLES + INLINE + ("network",):
         raise ValueError(f"unknown results block {name!r}: expected FOLDER/PART, PART one of "
                          f"{', '.join(TABLES + INLINE)}, network")
 
