@@ -149,3 +149,102 @@ def test_each_lab_passes_its_check_after_its_own_commands(n, tmp_path, omniglot_
                            capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count("✔") == len(lab.tasks(n))
+
+
+def _table_rows(text: str) -> dict:
+    """{label: (reference, spread)} of a record table's rows."""
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| ")]
+    assert rows[0][:2] == ["what", "reference (alice)"]
+    return {label: (ref, spread) for label, ref, spread in rows[1:]}
+
+
+def test_record_table_has_a_row_per_figure_and_the_spread_over_students():
+    from splitleak.tools.labs import record
+
+    rec = {"lab": 2, "size": "full", "command": "splitleak lab record 2 --students alice bob "
+           "carol --out lab2.json", "provenance": {
+               "commit": "0123456789abcdef", "dirty": False, "date": "2026-11-25T10:00:00+00:00",
+               "machine": {"cpu": "a CPU", "cores": 2}, "versions": {}},
+           "students": {
+               "alice": {"seconds": 200.4, "figures": {
+                   "target validation accuracy": 0.9781, "reconstructions: MSE": 0.07142,
+                   "live: frames seen": 60, "median rank": 5.0, "topics": "status, activations",
+                   "top-1": None}},
+               "bob": {"seconds": 190.0, "figures": {
+                   "target validation accuracy": 0.9612, "reconstructions: MSE": 0.08,
+                   "live: frames seen": 60, "median rank": 6.5, "topics": "status, activations",
+                   "top-1": None}},
+               "carol": {"seconds": 210.6, "figures": {
+                   "target validation accuracy": 0.99, "reconstructions: MSE": 0.06,
+                   "live: frames seen": 1720, "median rank": 3.0, "topics": "status",
+                   "top-1": None}}}}
+    text = record.table(rec, "docs/labs/records/lab2.json")
+    first = text.splitlines()[0]
+    assert all(s in first for s in ("`docs/labs/records/lab2.json`", rec["command"], "alice",
+                                    "3 students", "0123456", "2026-11-25"))
+    assert "0123456789" not in first and text.endswith("|\n")
+    assert "| what | reference (alice) | over 3 students: min – max |" in text
+    assert _table_rows(text) == {
+        "target validation accuracy": ("0.978", "0.961 – 0.990"),
+        "reconstructions: MSE": ("0.0714", "0.0600 – 0.0800"),
+        "live: frames seen": ("60", "60 – 1,720"),
+        "median rank": ("5", "3 – 6.5"),
+        "topics": ("status, activations", "status, activations / status"),
+        "top-1": ("–", "–"),
+        record.SECONDS: ("200", "190 – 211"),
+    }
+
+
+@pytest.mark.parametrize("n", lab.TITLES)
+def test_figures_of_a_folder_without_evidence_name_the_missing_file(n, tmp_path):
+    from splitleak.tools.labs import record
+
+    with pytest.raises(ValueError, match=r"lab\.json is missing"):
+        record.figures(n, tmp_path)
+    (tmp_path / "started").mkdir()  # a started lab that has not run
+    (tmp_path / "started" / "lab.json").write_text(json.dumps(lab.variant(n, "alice", "short")))
+    with pytest.raises(ValueError, match=r"is missing") as raised:
+        record.figures(n, tmp_path / "started")
+    assert str(tmp_path / "started") in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_record_runs_a_lab_per_student_and_tabulates_the_figures(tmp_path, omniglot_dir, capsys):
+    """Lab 2, short size, two students: the figures set by the lab agree, those of each student's
+    own images and seed differ; the table has a row per figure and the right spread."""
+    from splitleak.tools.labs import record
+
+    out = tmp_path / "lab2.json"
+    assert cli.main(["lab", "record", "2", "--students", "alice", "bob", "--out", str(out),
+                     "--size", "short"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().splitlines() == [captured.out.strip()] and str(out) in captured.out
+    assert "student alice (1/2)" in captured.err and "student bob (2/2)" in captured.err
+    rec = json.loads(out.read_text())
+    assert {k: rec[k] for k in ("lab", "size", "command")} == {
+        "lab": 2, "size": "short",
+        "command": f"splitleak lab record 2 --students alice bob --out {out} --size short"}
+    assert {"commit", "dirty", "versions", "machine", "date"} <= set(rec["provenance"])
+    assert list(rec["students"]) == ["alice", "bob"]
+    a, b = (rec["students"][s]["figures"] for s in ("alice", "bob"))
+    assert list(a) == list(b) and "blank page: MSE" in a and "top-1 identification" in a
+    assert all(rec["students"][s]["seconds"] > 0 for s in ("alice", "bob"))
+    size = lab.sizes(2, "short")
+    for label, value in {"live: frames seen": size["FRAMES"], "frames scored": size["FRAMES"],
+                         "live: frames reconstructed": size["FRAMES"],
+                         "chance top-1": 1 / size["FRAMES"], "decoder: epochs run": 1,
+                         "decoder: surrogate images": size["LIMIT"]}.items():
+        assert a[label] == pytest.approx(value) and b[label] == pytest.approx(value), label
+    assert a["decoder: held out"] == b["decoder: held out"]  # the same surrogate images
+    assert a["blank page: MSE"] != b["blank page: MSE"]  # each student streams their own images
+    assert a["decoder: held-out MSE"] != b["decoder: held-out MSE"]  # and trains with their seed
+    rows = _table_rows(record.table(rec, out))
+    assert list(rows) == [*a, record.SECONDS]
+    for label in a:
+        low, high = sorted((a[label], b[label]))
+        low, high = record.fmt(label, low), record.fmt(label, high)
+        assert rows[label] == (record.fmt(label, a[label]),
+                               low if low == high else f"{low} – {high}"), label
+    assert rows["live: frames seen"] == (str(size["FRAMES"]),) * 2

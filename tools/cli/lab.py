@@ -5,6 +5,8 @@ with the embedded broker. Handouts: docs/labs/labN.md; instructor notes: docs/la
   start N   prepare a working folder for lab N (your variant with --student ID), print task 1
   check N   ✔/✘ per task of lab N in a folder, with a hint per ✘
   run N     run every command of lab N's handout in a started folder (instructors, CI)
+  record N  run lab N for several student ids (--students), write the figures its instructor
+            notes quote, per student, with the commit and machine, as JSON (--out)
 """
 
 import argparse
@@ -39,6 +41,17 @@ def add_arguments(parser) -> None:
     p.set_defaults(_lab=_run)
     p.add_argument("n", type=int, metavar="N")
     _dir(p)
+    p = sub.add_parser("record", help="run lab N for several students and record the figures "
+                       "its instructor notes quote")
+    p.set_defaults(_lab=_record)
+    p.add_argument("n", type=int, metavar="N")
+    p.add_argument("--students", nargs="+", required=True, metavar="ID",
+                   help="student ids: the first is the reference run, the others give the spread")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the JSON to write")
+    p.add_argument("--size", choices=lab.SIZES, default="full",
+                   help="full: the lab as handed out (the notes' figures); short: a dry run")
+    p.add_argument("--omniglot-dir", metavar="DIR", help="folder with the upstream Omniglot zips "
+                   "(default: $SPLITLEAK_OMNIGLOT_DIR)")
 
 
 def _dir(p) -> None:
@@ -48,7 +61,8 @@ def _dir(p) -> None:
 def run(args) -> int:
     if getattr(args, "n", None) is not None:
         lab.check_lab(args.n)
-        args.dir = args.dir or Path(f"lab{args.n}")
+        if "dir" in vars(args):
+            args.dir = args.dir or Path(f"lab{args.n}")
     return args._lab(args)
 
 
@@ -93,3 +107,16 @@ def _run(args) -> int:
     if code:
         print(f"splitleak lab run: lab {args.n} stopped: a command exited {code}", file=sys.stderr)
     return code
+
+
+def _record(args) -> int:
+    from splitleak.tools.labs import record
+
+    try:
+        record.record(args.n, args.students, args.out, args.size,
+                      omniglot_dir=args.omniglot_dir)
+    except RuntimeError as exc:
+        print(f"splitleak lab record: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: lab {args.n}'s figures for {len(args.students)} students")
+    return 0

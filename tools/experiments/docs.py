@@ -161,8 +161,8 @@ def estimates(_root: Path) -> str:
                     f"{duration(settings.estimate_seconds(jobs, set()))} |")
     return ("Printed by `splitleak experiment sweep --preset P --dry-run` (from "
             "`tools/experiments/settings.py`; `lab` at the preset's own sizes, which lab 4 "
-            "shrinks with its `sweep.json`):\n\n| preset | settings | seeds | jobs | estimate from nothing (2 cores) |\n"
-            "|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+            "shrinks with its `sweep.json`):\n\n| preset | settings | seeds | jobs | estimate "
+            "from nothing (2 cores) |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 
 @lru_cache(maxsize=1)
