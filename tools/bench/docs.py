@@ -32,8 +32,10 @@ STAGE_NAMES = {tflite.FLOAT32: "float32", tflite.INT8: "int8",
 
 
 def _source(r: dict, src: str, first: str = "from") -> str:
-    """Where a block's figures come from: the report file, its command and its date."""
-    return f"{first} `{src}`, `{r['command']}`, {r['date']}"
+    """Where a block's figures come from: the report file, its command, its date and commit."""
+    commit = (r.get("provenance") or {}).get("commit")
+    return (f"{first} `{src}`, `{r['command']}`, {r['date']}"
+            + (f", commit {commit[:7]}" if commit else ""))
 
 
 def _depths(r: dict) -> list[tuple[int, dict]]:
@@ -173,10 +175,103 @@ def pipeline_row(r: dict, src: str, engine: str, fleet: int) -> str:
             f"p50 {p['latency_ms']['p50']} ms, p99 {p['latency_ms']['p99']} ms; {_source(r, src)})")
 
 
+def _latency(p: dict) -> str:
+    lat = p.get("latency_ms") or {}
+    return f"{lat.get('p50')} / {lat.get('p99')}"
+
+
+def pipeline_depth(r: dict, src: str) -> str:
+    """The pipeline at each split depth: bytes, frames and megabytes per second, loss, latency."""
+    rows = [f"| {p['split_after']} | {p['bytes_per_frame']:,} | {p['cloud_frames_per_second']:,} "
+            f"| {p['megabytes_per_second']} | {p['sent']:,} | {p['lost']} | {_latency(p)} |"
+            for p in r["depth"]]
+    return ("`splitleak bench pipeline --split-after K` through Mosquitto, one unpaced node, "
+            f"{_source(r, src)}:\n\n| K | bytes/frame | frames/s | MB/s | sent | lost | "
+            "latency p50 / p99 ms |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
+def scaling(r: dict, src: str) -> str:
+    """Fleets, cloud heads and paced nodes: frames per second (per head), loss, latency and CPU
+    seconds while streaming."""
+    rows = []
+    for p in r["scaling"]:
+        per_head = " + ".join(f"{h['frames_per_second']:,}" for h in p["per_head"])
+        cpu = p["cpu_seconds"]
+        options = (f"--engine {p['engine']} --fleet {p['fleet']} --frames {p['frames_per_node']} "
+                   f"--heads {p['heads']}" + (f" --rate {p['rate_hz']:g}" if p["rate_hz"] else ""))
+        rows.append(f"| `{options}` | {p['cloud_frames_per_second']:,}"
+                    + (f" ({per_head})" if p["heads"] > 1 else "") + f" | {p['lost']} | "
+                    f"{_latency(p)} | {cpu['edge']} / {' + '.join(map(str, cpu['heads']))} / "
+                    f"{'–' if cpu['broker'] is None else cpu['broker']} "
+                    f"({p['cloud']['seconds']}) |")
+    return (f"`splitleak bench pipeline …`, {_source(r, src)}:\n\n"
+            "| options | frames/s (per head) | lost | latency p50 / p99 ms | CPU s while "
+            "streaming: edge / heads / broker (wall s) |\n|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n")
+
+
+def _rejected(c: dict) -> str:
+    dup = f" + {c['duplicates']:,} duplicates" if c.get("duplicates") else ""
+    return (f"{c['frames']:,}{dup} / {sum(c['rejected'].values()):,} in "
+            f"{len(c['rejected'])} reasons")
+
+
+def fuzz_table(r: dict, src: str) -> str:
+    """Each broker's fuzz run: what the cloud head and the eavesdropper counted, and whether it
+    is what the generator expected."""
+    rows = [f"| {BROKER_NAMES.get(f['engine'], f['engine'])} | {f['messages']:,} | "
+            f"{_rejected(f['cloud'])} | {_rejected(f['eavesdropper'])} | "
+            f"{'yes' if f['cloud']['match'] and f['eavesdropper']['match'] else 'no'} | "
+            f"{', '.join(map(str, f['exit_codes'].values()))} |" for f in r["fuzz"]]
+    return (f"`splitleak bench fuzz` (seed {r['fuzz'][0]['seed']}), {_source(r, src)}:\n\n"
+            "| broker | messages | cloud head: frames / rejected | eavesdropper: frames / "
+            "rejected | counts as expected | exit codes |\n|---|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n")
+
+
+def soak_sentence(r: dict, src: str) -> str:
+    """The soak run: frames, loss, latency and each process's memory."""
+    s, lat = r["soak"], r["soak"]["latency_ms"] or {}
+    memory = ", ".join(f"{name} {m['start_mib']} → {m['end_mib']} MiB ({m['change']:+.1%})"
+                       for name, m in s["memory"].items())
+    return (f"{s['nodes']} nodes × {s['rate_hz']:g} frames/s × {s['seconds']:g} s through "
+            f"{BROKER_NAMES.get(s['engine'], s['engine'])}: {s['sent']:,} frames sent, "
+            f"{s['acknowledged']:,} acknowledged, {s['predictions']:,} predictions back, "
+            f"{s['lost']} lost, cloud gaps {s['cloud_gaps']}, {s['eavesdropper_frames']:,} frames "
+            f"seen by the eavesdropper, latency p50 {lat.get('p50')} ms and p99 {lat.get('p99')} "
+            f"ms; memory {memory} ({_source(r, src)})")
+
+
+def faults_sentence(r: dict, src: str) -> str:
+    """The faults run: per node sent, acknowledged, answered; losses; the restarted head."""
+    f = r["faults"]
+    nodes = "; ".join(f"{name}: {n['sent']:,} sent, {n['acknowledged']:,} acknowledged, "
+                      f"{n['answered']:,} answered" for name, n in f["nodes"].items())
+    head = f["restarted_head"]
+    return (f"{nodes}; {f['lost_by_design']} lost by design, {f['unexplained']} unexplained; the "
+            f"restarted head answered {head['accepted']:,} frames with {head['gaps']} gaps and "
+            f"{head['duplicates']} duplicates; " + ("passed" if f["passed"] else "FAILED")
+            + f" ({_source(r, src)})")
+
+
+def demo(r: dict, src: str) -> str:
+    """`splitleak demo` from nothing: its wall time and what it showed."""
+    d = r["demo"]
+    return (f"`splitleak demo` from nothing took {d['seconds']:g} s (the venv install aside): "
+            f"the target reached validation {d['val_accuracy']:.3f}; over MQTT "
+            f"{d['predictions_received']} of {d['frames']} predictions, accuracy "
+            f"{d['mqtt_accuracy']:.4f} (offline on the same images {d['offline_accuracy']:.4f}); "
+            f"the eavesdropper reconstructed {d['reconstructed']} of {d['frames']} frames, MSE "
+            f"{d['mse']:.4f} against {d['blank_page_mse']:.4f} for a blank page "
+            f"({_source(r, src)})")
+
+
 GENERATORS = {"all": lambda r, src: markdown(r), "dp-speed": dp_speed,
               "attack-speed": attack_speed, "tflite-depth": tflite_depth,
               "tflite-k2-k4": tflite_k2_k4, "int8-ratios": int8_ratios,
-              "int8-parity": int8_parity, "parity": parity, "pipeline": pipeline_table}
+              "int8-parity": int8_parity, "parity": parity, "pipeline": pipeline_table,
+              "pipeline-depth": pipeline_depth, "scaling": scaling, "fuzz": fuzz_table,
+              "soak": soak_sentence, "faults": faults_sentence, "demo": demo}
 GENERATORS |= {f"pipeline-{engine}-{fleet}": partial(pipeline_row, engine=engine, fleet=fleet)
                for engine in ENGINES for fleet in PIPELINE_FRAMES}
 

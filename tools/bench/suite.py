@@ -2,11 +2,13 @@
 
 In order: the demo from nothing (wall time of `splitleak demo` in a fresh folder: target,
 decoder, stream; the venv install is not in it), TFLite per split depth, the pipeline through
-Mosquitto and amqtt with 1 and 10 nodes, the attacker's reconstruction, DP-SGD against
-non-private training. Each part calls the same code as its own `splitleak bench` command, so
-the numbers mean what they mean there. Runs missing for a split depth are trained first (not
-timed). `summary` holds the headline figures; `markdown` turns it into the table in
-docs/reliability.md; tools/bench/docs.py puts the report's other figures into the docs.
+Mosquitto and amqtt with 1 and 10 nodes, the pipeline at each split depth, several cloud heads
+and large fleets (scaling), the attacker's reconstruction, DP-SGD against non-private training,
+fuzzing both brokers' subscribers, the soak and the faults. Each part calls the same code as
+its own `splitleak bench` command, so the numbers mean what they mean there. Runs missing for a
+split depth are trained first (not timed). `summary` holds the headline figures; `markdown`
+turns it into the table in docs/reliability.md; tools/bench/docs.py puts the report's other
+figures into the docs.
 """
 
 import json
@@ -21,16 +23,30 @@ from pathlib import Path
 
 from splitleak.cloud import rundir
 from splitleak.cloud.config import SPLITS, TrainConfig
-from splitleak.tools.bench import attack, dp, pipeline, tflite
+from splitleak.tools.bench import attack, dp, faults, fuzz, pipeline, soak, tflite
+from splitleak.tools.deploy import report
 
-PARTS = ("demo", "tflite", "pipeline", "attack", "dp")
+PARTS = ("demo", "tflite", "pipeline", "depth", "scaling", "attack", "dp", "fuzz", "soak",
+         "faults")
 PACKAGES = ("tensorflow", "ai-edge-litert", "tflite-runtime", "numpy", "paho-mqtt", "amqtt",
             "tensorflow-privacy", "dp-accounting")
 ENGINES = ("mosquitto", "amqtt")  # the pipeline part's brokers, in the report's order
 # (full, --quick) sizes; full: each bench's own default where it has one
 PIPELINE_FRAMES = {1: (3000, 200), 10: (600, 30)}  # frames per node, by fleet size
 SIZES = {"tflite_runs": (tflite.RUNS, 30), "attack_frames": (attack.FRAMES, 200),
-         "dp_epochs": (dp.EPOCHS, 2), "dp_limit": (None, 128)}
+         "dp_epochs": (dp.EPOCHS, 2), "dp_limit": (None, 128), "depth_frames": (3000, 100),
+         "fuzz_messages": (fuzz.MESSAGES, 300), "soak_seconds": (soak.SECONDS, 8.0)}
+# the faults part runs at its defaults even with --quick: the broker must save (every 30 s)
+# before each of its kills
+
+# the scaling part: pipeline.run's options per run (Mosquitto and unpaced unless given), full
+# and --quick: several nodes and cloud heads, a large fleet, one node paced on each broker
+SCALING = (({"frames": 3000}, {"frames": 3000, "heads": 2}, {"fleet": 10, "frames": 600},
+            {"fleet": 10, "frames": 600, "heads": 2}, {"fleet": 10, "frames": 600, "heads": 4},
+            {"fleet": 200, "frames": 20}, {"frames": 3000, "rate": 1000.0},
+            {"frames": 3000, "rate": 500.0, "engine": "amqtt"}),
+           ({"frames": 100}, {"frames": 100, "heads": 2}, {"fleet": 50, "frames": 4},
+            {"frames": 100, "rate": 200.0, "engine": "amqtt"}))
 
 
 def machine() -> dict:
@@ -72,8 +88,15 @@ def _demo(folder: Path) -> dict:
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise OSError(f"the demo failed: {(done.stderr or done.stdout).strip()[-500:]}")
+    shown = json.loads((folder / "demo" / report.SUMMARY).read_text())
+    rec, blank = shown["reconstruction"], shown["baselines"]["blank_page"]
     return {"seconds": round(time.monotonic() - start, 1), "command": "splitleak demo",
-            "last_line": done.stdout.strip().splitlines()[-1]}
+            "last_line": done.stdout.strip().splitlines()[-1],
+            "val_accuracy": rundir.read_metrics(folder / rundir.default_run_dir().name)[
+                "val_accuracy"],
+            **{k: shown[k] for k in ("frames", "predictions_received", "mqtt_accuracy",
+                                     "offline_accuracy", "reconstructed")},
+            "mse": rec["mse"], "blank_page_mse": blank["mse"]}
 
 
 def _demo_decoder(folder: Path) -> Path:
@@ -108,9 +131,12 @@ def run(*, splits=SPLITS, run_dir: Path | None = None, decoder: Path = attack.DE
     """Every part not in `skip` (PARTS), at full or --quick sizes, with `summary`; written to
     `json_file` too when given. `run_dir`: one run for every part instead of runs/lite(-kK)
     for each of `splits`; `decoder`: the attack part's (the demo's when it has none)."""
+    from splitleak.tools.experiments.provenance import commit
+
     report = {"bench": "all", "date": date.today().isoformat(), "quick": quick,
               "command": "splitleak bench all" + (" --quick" if quick else ""),
-              "machine": machine(), "packages": packages(), "skipped": list(skip)}
+              "machine": machine(), "packages": packages(), "skipped": list(skip),
+              "provenance": commit()}
     with tempfile.TemporaryDirectory(prefix="splitleak-bench-all-") as folder:
         if "demo" not in skip:
             print("demo from nothing (about 4 minutes) ...", file=sys.stderr)
@@ -134,10 +160,24 @@ def _parts(report: dict, splits, run_dir: Path | None, decoder: Path, skip, q: i
         report["pipeline"] = [pipeline.run(run_dir, engine=engine, fleet=fleet,
                                            frames=PIPELINE_FRAMES[fleet][q])
                               for engine in ENGINES for fleet in PIPELINE_FRAMES]
+    if "depth" not in skip:
+        report["depth"] = [pipeline.run(run_k, engine="mosquitto",
+                                        frames=SIZES["depth_frames"][q])
+                           for run_k in _tflite_runs(run_dir, splits).values()]
+    if "scaling" not in skip:
+        report["scaling"] = [pipeline.run(run_dir, **({"engine": "mosquitto"} | options))
+                             for options in SCALING[q]]
     if "attack" not in skip:
         report["attack"] = attack.run(decoder, frames=SIZES["attack_frames"][q])
     if "dp" not in skip:
         report["dp"] = dp.run(epochs=SIZES["dp_epochs"][q], limit=SIZES["dp_limit"][q])
+    if "fuzz" not in skip:
+        report["fuzz"] = [fuzz.run(run_dir, engine=engine, n=SIZES["fuzz_messages"][q])
+                          for engine in ENGINES]
+    if "soak" not in skip:
+        report["soak"] = soak.run(run_dir, seconds=SIZES["soak_seconds"][q])
+    if "faults" not in skip:
+        report["faults"] = faults.run(run_dir)
 
 
 def summary(r: dict) -> dict:
@@ -166,6 +206,17 @@ def summary(r: dict) -> dict:
                        "live_frames_per_second": r["attack"]["live"]["frames_per_second"]}
     if "dp" in r:
         s["dp_over_non_private"] = r["dp"]["ratio"]
+    for f in r.get("fuzz", []):
+        s[f"fuzz_{f['engine']}"] = {"messages": f["messages"], "passed": f["passed"]}
+    if "soak" in r:
+        s["soak"] = {"sent": r["soak"]["sent"], "lost": r["soak"]["lost"],
+                     "memory_change_max": max(abs(m["change"])
+                                              for m in r["soak"]["memory"].values()),
+                     "passed": r["soak"]["passed"]}
+    if "faults" in r:
+        s["faults"] = {"lost_by_design": r["faults"]["lost_by_design"],
+                       "unexplained": r["faults"]["unexplained"],
+                       "passed": r["faults"]["passed"]}
     return s
 
 
@@ -193,6 +244,20 @@ def markdown(r: dict) -> str:
                      f"Mosquitto {s['attack']['live_frames_per_second']:,}"))
     if "dp_over_non_private" in s:
         rows.append(("DP-SGD / non-private seconds per epoch", f"{s['dp_over_non_private']}"))
+    for key, v in s.items():
+        if key.startswith("fuzz_"):
+            rows.append((f"fuzz, {key[5:]}: malformed messages to the running subscribers",
+                         f"{v['messages']:,} messages, " + ("passed" if v["passed"] else "FAILED")))
+    if "soak" in s:
+        v = s["soak"]
+        rows.append(("soak: a fleet at a fixed rate", f"{v['sent']:,} frames, {v['lost']} lost, "
+                     f"memory within {v['memory_change_max']:.1%}, "
+                     + ("passed" if v["passed"] else "FAILED")))
+    if "faults" in s:
+        v = s["faults"]
+        rows.append(("faults: broker, head and node killed mid-stream",
+                     f"{v['lost_by_design']} lost by design, {v['unexplained']} unexplained, "
+                     + ("passed" if v["passed"] else "FAILED")))
     if "demo_seconds" in s:
         rows.append(("`splitleak demo` from nothing (no venv install)", f"{s['demo_seconds']} s"))
     m = r["machine"]
