@@ -13,6 +13,7 @@ import pytest
 from splitleak.tools import cli
 from splitleak.tools.labs import checks as lab_checks
 from splitleak.tools.labs import lab
+from tests.conftest import REPO
 
 SECTIONS = ("## Objective", "## Threat model", "## Questions", "## Submission checklist", "## Ethics")
 
@@ -159,26 +160,29 @@ def _table_rows(text: str) -> dict:
     return {label: (ref, spread) for label, ref, spread in rows[1:]}
 
 
+RECORD = {"lab": 2, "size": "full", "command": "splitleak lab record 2 --students alice bob "
+       "carol --out lab2.json", "provenance": {
+           "commit": "0123456789abcdef", "dirty": False, "date": "2026-11-25T10:00:00+00:00",
+           "machine": {"cpu": "a CPU", "cores": 2}, "versions": {}},
+       "students": {
+           "alice": {"seconds": 200.4, "figures": {
+               "target validation accuracy": 0.9781, "reconstructions: MSE": 0.07142,
+               "live: frames seen": 60, "median rank": 5.0, "topics": "status, activations",
+               "top-1": None}},
+           "bob": {"seconds": 190.0, "figures": {
+               "target validation accuracy": 0.9612, "reconstructions: MSE": 0.08,
+               "live: frames seen": 60, "median rank": 6.5, "topics": "status, activations",
+               "top-1": None}},
+           "carol": {"seconds": 210.6, "figures": {
+               "target validation accuracy": 0.99, "reconstructions: MSE": 0.06,
+               "live: frames seen": 1720, "median rank": 3.0, "topics": "status",
+               "top-1": None}}}}
+
+
 def test_record_table_has_a_row_per_figure_and_the_spread_over_students():
     from splitleak.tools.labs import record
 
-    rec = {"lab": 2, "size": "full", "command": "splitleak lab record 2 --students alice bob "
-           "carol --out lab2.json", "provenance": {
-               "commit": "0123456789abcdef", "dirty": False, "date": "2026-11-25T10:00:00+00:00",
-               "machine": {"cpu": "a CPU", "cores": 2}, "versions": {}},
-           "students": {
-               "alice": {"seconds": 200.4, "figures": {
-                   "target validation accuracy": 0.9781, "reconstructions: MSE": 0.07142,
-                   "live: frames seen": 60, "median rank": 5.0, "topics": "status, activations",
-                   "top-1": None}},
-               "bob": {"seconds": 190.0, "figures": {
-                   "target validation accuracy": 0.9612, "reconstructions: MSE": 0.08,
-                   "live: frames seen": 60, "median rank": 6.5, "topics": "status, activations",
-                   "top-1": None}},
-               "carol": {"seconds": 210.6, "figures": {
-                   "target validation accuracy": 0.99, "reconstructions: MSE": 0.06,
-                   "live: frames seen": 1720, "median rank": 3.0, "topics": "status",
-                   "top-1": None}}}}
+    rec = RECORD
     text = record.table(rec, "docs/labs/records/lab2.json")
     first = text.splitlines()[0]
     assert all(s in first for s in ("`docs/labs/records/lab2.json`", rec["command"], "alice",
@@ -248,3 +252,20 @@ def test_record_runs_a_lab_per_student_and_tabulates_the_figures(tmp_path, omnig
         assert rows[label] == (record.fmt(label, a[label]),
                                low if low == high else f"{low} – {high}"), label
     assert rows["live: frames seen"] == (str(size["FRAMES"]),) * 2
+
+
+def test_every_lab_block_in_the_docs_is_its_record(tmp_path):
+    from splitleak.tools.labs import docs
+
+    done = docs.render_files(REPO, check=True)
+    assert done["passed"], docs.describe(done)
+    (tmp_path / "docs" / "results" / "labs").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "labs" / "lab2.json").write_text(json.dumps(RECORD))
+    (tmp_path / "README.md").write_text("<!-- lab:lab2 -->\n| typed |\n<!-- /lab:lab2 -->\n")
+    assert docs.render_files(tmp_path)["changed"] == ["README.md"]
+    text = (tmp_path / "README.md").read_text()
+    assert "| typed |" not in text and "| target validation accuracy | 0.978 | 0.961 – 0.990 |" in text
+    assert docs.render_files(tmp_path, check=True)["passed"]
+    (tmp_path / "README.md").write_text("<!-- lab:lab3 -->\n<!-- /lab:lab3 -->\n")
+    with pytest.raises(ValueError, match="README.md: line 1: no lab record docs/results/labs/lab3.json"):
+        docs.render_files(tmp_path)

@@ -7,6 +7,8 @@ with the embedded broker. Handouts: docs/labs/labN.md; instructor notes: docs/la
   run N     run every command of lab N's handout in a started folder (instructors, CI)
   record N  run lab N for several student ids (--students), write the figures its instructor
             notes quote, per student, with the commit and machine, as JSON (--out)
+  docs      rewrite the instructor notes' `<!-- lab:labN -->` tables from the committed records
+            (docs/results/labs/labN.json); --check writes nothing and fails when one is out of date
 """
 
 import argparse
@@ -52,6 +54,11 @@ def add_arguments(parser) -> None:
                    help="full: the lab as handed out (the notes' figures); short: a dry run")
     p.add_argument("--omniglot-dir", metavar="DIR", help="folder with the upstream Omniglot zips "
                    "(default: $SPLITLEAK_OMNIGLOT_DIR)")
+
+    p = sub.add_parser("docs", help="the instructor notes' figures, from docs/results/labs")
+    p.set_defaults(_lab=_docs)
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 when a block is out of date")
 
 
 def _dir(p) -> None:
@@ -120,3 +127,11 @@ def _record(args) -> int:
         return 1
     print(f"wrote {args.out}: lab {args.n}'s figures for {len(args.students)} students")
     return 0
+
+
+def _docs(args) -> int:
+    from splitleak.tools.labs import docs
+
+    done = docs.render_files(check=args.check)
+    print(docs.describe(done))
+    return 0 if done["passed"] else 1
