@@ -88,7 +88,7 @@ def test_the_estimate_skips_targets_and_decoders_already_saved(tmp_path):
         (folder / rundir.MANIFEST).write_text("{}")
     after = settings.estimate_seconds([s], set(), tmp_path)
     assert before - after == pytest.approx(settings.SECONDS["train"]
-                                           + settings.SECONDS["decoder"])
+                                           + settings.SECONDS["decoder"][s.split_after])
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped(monkeypatch, tmp_path, omniglot_dir,

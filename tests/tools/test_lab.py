@@ -12,6 +12,7 @@ import pytest
 
 from splitleak.tools import cli
 from splitleak.tools.labs import checks as lab_checks
+from splitleak.tools.labs import docs as lab_docs
 from splitleak.tools.labs import lab
 from tests.conftest import REPO
 
@@ -180,10 +181,8 @@ RECORD = {"lab": 2, "size": "full", "command": "splitleak lab record 2 --student
 
 
 def test_record_table_has_a_row_per_figure_and_the_spread_over_students():
-    from splitleak.tools.labs import record
-
     rec = RECORD
-    text = record.table(rec, "docs/labs/records/lab2.json")
+    text = lab_docs.table(rec, "docs/labs/records/lab2.json")
     first = text.splitlines()[0]
     assert all(s in first for s in ("`docs/labs/records/lab2.json`", rec["command"], "alice",
                                     "3 students", "0123456", "2026-11-25"))
@@ -196,7 +195,7 @@ def test_record_table_has_a_row_per_figure_and_the_spread_over_students():
         "median rank": ("5", "3 – 6.5"),
         "topics": ("status, activations", "status, activations / status"),
         "top-1": ("–", "–"),
-        record.SECONDS: ("200", "190 – 211"),
+        lab_docs.SECONDS: ("200", "190 – 211"),
     }
 
 
@@ -244,8 +243,8 @@ def test_record_runs_a_lab_per_student_and_tabulates_the_figures(tmp_path, omnig
     assert a["decoder: held out"] == b["decoder: held out"]  # the same surrogate images
     assert a["blank page: MSE"] != b["blank page: MSE"]  # each student streams their own images
     assert a["decoder: held-out MSE"] != b["decoder: held-out MSE"]  # and trains with their seed
-    rows = _table_rows(record.table(rec, out))
-    assert list(rows) == [*a, record.SECONDS]
+    rows = _table_rows(lab_docs.table(rec, out))
+    assert list(rows) == [*a, lab_docs.SECONDS]
     for label in a:
         low, high = sorted((a[label], b[label]))
         low, high = record.fmt(label, low), record.fmt(label, high)

@@ -131,12 +131,12 @@ def run(*, splits=SPLITS, run_dir: Path | None = None, decoder: Path = attack.DE
     """Every part not in `skip` (PARTS), at full or --quick sizes, with `summary`; written to
     `json_file` too when given. `run_dir`: one run for every part instead of runs/lite(-kK)
     for each of `splits`; `decoder`: the attack part's (the demo's when it has none)."""
-    from splitleak.tools.experiments.provenance import commit
+    from splitleak.tools.experiments.provenance import BENCH, commit, path_stamp
 
     report = {"bench": "all", "date": date.today().isoformat(), "quick": quick,
               "command": "splitleak bench all" + (" --quick" if quick else ""),
               "machine": machine(), "packages": packages(), "skipped": list(skip),
-              "provenance": commit()}
+              "provenance": commit() | path_stamp(BENCH)}
     with tempfile.TemporaryDirectory(prefix="splitleak-bench-all-") as folder:
         if "demo" not in skip:
             print("demo from nothing (about 4 minutes) ...", file=sys.stderr)

@@ -30,14 +30,39 @@ NETWORK = CODE + tuple(f"broker/{name}.py" for name in (
     "amqtt_engine", "certs", "inbox", "mosquitto", "profiles", "running", "server", "topics",
     "urls", "wire")) + ("edge/node.py", "cloud/service.py", "tools/experiments/network.py")
 ROOT = Path(__file__).resolve().parents[2]  # holds cloud/, attack/, edge/, tools/
+# `bench all` and the lab records measure nearly everything: every module of these folders
+BENCH = ("edge", "broker", "cloud", "attack", "tools/bench", "tools/deploy")
+LABS = BENCH + ("tools/cli", "tools/labs", "tools/experiments")
 
 
 def code_hash(root: Path = ROOT, files=CODE) -> str:
-    """sha256 over each file's path and bytes, in CODE's order."""
+    """sha256 over each file's path and bytes, in the given order."""
     digest = hashlib.sha256()
     for name in files:
         digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def modules(folders, root: Path = ROOT) -> tuple[str, ...]:
+    """Every .py file under the folders, relative to root, sorted: a path for code_hash. The
+    docs.py modules are left out: they render the documentation and compute nothing measured."""
+    return tuple(sorted(p.relative_to(root).as_posix() for folder in folders
+                        for p in (Path(root) / folder).rglob("*.py") if p.name != "docs.py"))
+
+
+def path_stamp(folders, root: Path = ROOT) -> dict:
+    """The hash of every module under the folders, and which folders (for a later check)."""
+    return {"code_hash": code_hash(root, modules(folders, root)), "code_folders": list(folders)}
+
+
+def stale_path(stamp: dict, root: Path = ROOT) -> str | None:
+    """None when the modules under a stamp's folders hash as they did; else why not."""
+    if not stamp.get("code_folders"):
+        return "it records no code hash (run before they were recorded)"
+    if code_hash(root, modules(stamp["code_folders"], root)) != stamp["code_hash"]:
+        return (f"the code under {', '.join(stamp['code_folders'])} changed since commit "
+                f"{str(stamp.get('commit'))[:7]}")
+    return None
 
 
 def git(*args: str, root: Path = ROOT) -> str | None:

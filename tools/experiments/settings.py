@@ -19,9 +19,11 @@ from splitleak.tools.experiments.job import Setting, decoder_dir, key_hash, targ
 
 DEFENCE_SPLIT = 2  # the defences preset cuts where the undefended leak is total (top-1 1.0)
 # rough seconds on our 2-core machines for the estimate printed before a sweep: a 20-epoch
-# target, the same under DP-SGD, a 40-epoch decoder, one job's evaluations (2026-12-05, from the
-# steps' seconds that rows record)
-SECONDS = {"train": 170, "train_dp": 360, "decoder": 360, "whitebox": 60, "evaluate": 60}
+# target, the same under DP-SGD, a 40-epoch decoder by split depth (its input's size), the white
+# box on 64 images, the rest of one job's evaluations. From the steps' seconds that rows record
+# (provenance "steps"; K = 1 measured on 2026-12-05, the other depths scaled down from it).
+SECONDS = {"train": 220, "train_dp": 450, "decoder": {1: 960, 2: 600, 3: 420, 4: 300},
+           "whitebox": 210, "evaluate": 60}
 LITE_IMAGES = 1700  # about the lite protocol's train and attacker split: what --limit scales
 NORMS = {"group": "GroupNorm", "batch": "BatchNorm", "none": "no normalisation"}
 
@@ -144,8 +146,8 @@ def estimate_seconds(settings: list[Setting], done: set, models: Path | None = N
         decoders = {d: s for d, s in decoders.items() if not rundir.finished(d)}
     return (sum(SECONDS["train_dp" if s.dp else "train"] * s.epochs / TrainConfig.epochs
                 * _data(s) for s in targets.values())
-            + sum(SECONDS["decoder"] * s.attack_epochs / Setting.attack_epochs * _data(s)
-                  for s in decoders.values())
+            + sum(SECONDS["decoder"][s.split_after] * s.attack_epochs / Setting.attack_epochs
+                  * _data(s) for s in decoders.values())
             + sum(SECONDS["evaluate"] + SECONDS["whitebox"] * s.whitebox_limit / Setting.whitebox_limit
                   * (2 if s.blank_whitebox else 1) for s in todo))
 

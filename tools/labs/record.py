@@ -7,7 +7,6 @@ JSON into the Markdown table the notes show.
 """
 
 import json
-import math
 import os
 import shutil
 import sys
@@ -232,8 +231,9 @@ def stamp() -> dict:
     """The commit (and whether tracked .py files differ from it), packages, machine, date."""
     from splitleak.tools.experiments import provenance
 
-    return {**provenance.commit(), "versions": artifacts.versions(),
-            "machine": provenance.machine(), "date": provenance.now()}
+    return {**provenance.commit(), **provenance.path_stamp(provenance.LABS),
+            "versions": artifacts.versions(), "machine": provenance.machine(),
+            "date": provenance.now()}
 
 
 def record(n: int, students: list[str], out: Path, size: str = "full", work: Path | None = None,
@@ -280,69 +280,3 @@ def record(n: int, students: list[str], out: Path, size: str = "full", work: Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return result
-
-
-# -- the table ---------------------------------------------------------------------------------
-
-SECONDS = "the lab's commands (s)"
-
-
-def fmt(label: str, value) -> str:
-    """A figure as the notes print it: counts as integers, MSE to 4 decimals, ε, times and
-    spreads to 2, ranks as they are, other fractions to 3."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool) or isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if math.isinf(value):
-        return "∞"
-    if label == SECONDS:
-        return f"{value:.0f}"
-    if "rank" in label:
-        return f"{value:g}"
-    if "MSE" in label:
-        return f"{value:.4f}"
-    if any(k in label for k in ("ε", "(ms)", "seconds", "std")):
-        return f"{value:.2f}"
-    if "per second" in label:
-        return f"{value:.0f}"
-    return f"{value:.3f}"
-
-
-def spread(label: str, values: list) -> str:
-    """min – max of numbers (one value when they agree); distinct strings, joined."""
-    numbers = [x for x in values if isinstance(x, (int, float)) and not isinstance(x, bool)]
-    if len(numbers) == len(values) and numbers:
-        low, high = fmt(label, min(numbers)), fmt(label, max(numbers))
-        return low if low == high else f"{low} – {high}"
-    distinct = list(dict.fromkeys(fmt(label, x) for x in values))
-    return " / ".join(distinct)
-
-
-def table(rec: dict, source=None) -> str:
-    """Markdown: where the figures come from, then per figure the reference run (the first
-    student) and the range over all students."""
-    students = rec["students"]
-    first = next(iter(students))
-    p = rec["provenance"]
-    commit = (p.get("commit") or "no commit")[:7]
-    if p.get("dirty"):
-        commit += " with uncommitted changes"
-    machine = p.get("machine") or {}
-    many = f"{len(students)} student" + ("s" if len(students) != 1 else "")
-    origin = f"From `{source}`, written by" if source else "Written by"
-    lines = [f"{origin} `{rec['command']}`: reference run "
-             f"{first}, {many}, {rec['size']} size, commit {commit}, "
-             f"{str(p.get('date') or '?')[:10]}, {machine.get('cores', '?')} cores "
-             f"({machine.get('cpu', '?')}).",
-             "",
-             f"| what | reference ({first}) | over {many}: min – max |",
-             "|---|---|---|"]
-    rows = [(label, [s["figures"][label] for s in students.values()])
-            for label in students[first]["figures"]]
-    rows.append((SECONDS, [s["seconds"] for s in students.values()]))
-    for label, values in rows:
-        lines.append(f"| {label} | {fmt(label, values[0])} | {spread(label, values)} |")
-    return "\n".join(lines) + "\n"
