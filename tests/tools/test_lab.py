@@ -268,3 +268,15 @@ def test_every_lab_block_in_the_docs_is_its_record(tmp_path):
     (tmp_path / "README.md").write_text("<!-- lab:lab3 -->\n<!-- /lab:lab3 -->\n")
     with pytest.raises(ValueError, match="README.md: line 1: no lab record docs/results/labs/lab3.json"):
         docs.render_files(tmp_path)
+
+
+def test_every_committed_lab_record_was_made_by_the_code_as_it_is():
+    from splitleak.tools.experiments import provenance
+    from splitleak.tools.labs import docs
+
+    stale = {}
+    for path in sorted((REPO / docs.RECORDS).glob("lab*.json")):
+        why = provenance.stale_path(json.loads(path.read_text())["provenance"])
+        if why:
+            stale[path.name] = why
+    assert not stale, f"re-run `splitleak lab record N --students alice bob carol`: {stale}"

@@ -195,3 +195,18 @@ def test_a_network_block_is_its_results_json_and_a_stale_one_is_found(tmp_path):
 def test_every_committed_network_result_is_current():
     found = [p for p in sorted(DOCS.glob("network-*")) if (p / "results.json").is_file()]
     assert not [problem for folder in found for problem in network.problems(folder)]
+
+
+def test_a_path_stamp_goes_stale_when_a_module_under_its_folders_changes(tmp_path):
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "sub" / "b.py").write_text("y = 2\n")
+    (tmp_path / "pkg" / "docs.py").write_text("render = 1\n")
+    assert provenance.modules(["pkg"], tmp_path) == ("pkg/a.py", "pkg/sub/b.py")
+    stamp = provenance.path_stamp(["pkg"], tmp_path) | {"commit": "abcdef0123"}
+    assert provenance.stale_path(stamp, tmp_path) is None
+    (tmp_path / "pkg" / "docs.py").write_text("render = 2\n")  # renders, measures nothing
+    assert provenance.stale_path(stamp, tmp_path) is None
+    (tmp_path / "pkg" / "sub" / "b.py").write_text("y = 3\n")
+    assert "changed since commit abcdef0" in provenance.stale_path(stamp, tmp_path)
+    assert "records no code hash" in provenance.stale_path({"commit": "c"}, tmp_path)

@@ -124,8 +124,9 @@ def network_table(root: Path, name: str) -> str:
                          f"network --engine ENGINE --out {shown}` writes one")
     result = artifacts.read_json(path)
     stamp = result["provenance"]
+    dirty = " with uncommitted .py changes off its path" if stamp.get("dirty") else ""
     return (f"From `{shown}`: {result['frames']} lite test images a profile, commit "
-            f"{str(stamp['commit'])[:7]}, {stamp['date'][:10]}, "
+            f"{str(stamp['commit'])[:7]}{dirty}, {stamp['date'][:10]}, "
             f"`{network.command(result, shown)}`:\n\n" + network.table(result["rows"]))
 
 
