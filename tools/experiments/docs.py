@@ -99,9 +99,9 @@ def accuracy(f: Folder) -> str:
 
 
 def _means(f: Folder) -> str:
-    seeds = sorted({len(rs) for _, rs in f.found if rs})
-    n = " or ".join(map(str, seeds)) if seeds else "0"
-    return f"means over {n} seeds [95 % t-interval]; {status(f)}"
+    seeds = sorted({len(rs) for _, rs in f.found if rs}) or [0]
+    n = " or ".join(map(str, seeds))
+    return f"means over {n} seed{'s' * (seeds != [1])} [95 % t-interval]; {status(f)}"
 
 
 def hours(f: Folder) -> str:
