@@ -24,7 +24,6 @@ from pathlib import Path
 from splitleak.cloud import rundir
 from splitleak.cloud.config import SPLITS, TrainConfig
 from splitleak.tools.bench import attack, dp, faults, fuzz, pipeline, soak, tflite
-from splitleak.tools.deploy import report
 
 PARTS = ("demo", "tflite", "pipeline", "depth", "scaling", "attack", "dp", "fuzz", "soak",
          "faults")
@@ -88,6 +87,8 @@ def _demo(folder: Path) -> dict:
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise OSError(f"the demo failed: {(done.stderr or done.stdout).strip()[-500:]}")
+    from splitleak.tools.deploy import report  # not at the top: it loads TensorFlow
+
     shown = json.loads((folder / "demo" / report.SUMMARY).read_text())
     rec, blank = shown["reconstruction"], shown["baselines"]["blank_page"]
     return {"seconds": round(time.monotonic() - start, 1), "command": "splitleak demo",
