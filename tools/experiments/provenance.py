@@ -32,7 +32,10 @@ NETWORK = CODE + tuple(f"broker/{name}.py" for name in (
 ROOT = Path(__file__).resolve().parents[2]  # holds cloud/, attack/, edge/, tools/
 # `bench all` and the lab records measure nearly everything: every module of these folders
 BENCH = ("edge", "broker", "cloud", "attack", "tools/bench", "tools/deploy")
-LABS = BENCH + ("tools/cli", "tools/labs", "tools/experiments")
+# the labs run the node, broker, cloud head, attacks, demo deployment, experiments and commands
+# (never a benchmark)
+LABS = ("edge", "broker", "cloud", "attack", "tools/deploy", "tools/cli", "tools/labs",
+        "tools/experiments")
 
 
 def code_hash(root: Path = ROOT, files=CODE) -> str:
@@ -43,11 +46,14 @@ def code_hash(root: Path = ROOT, files=CODE) -> str:
     return digest.hexdigest()
 
 
+OFF_PATH = ("docs.py", "provenance.py")  # render the documentation / record provenance only
+
+
 def modules(folders, root: Path = ROOT) -> tuple[str, ...]:
     """Every .py file under the folders, relative to root, sorted: a path for code_hash. The
-    docs.py modules are left out: they render the documentation and compute nothing measured."""
+    OFF_PATH modules are left out: they compute nothing that is measured."""
     return tuple(sorted(p.relative_to(root).as_posix() for folder in folders
-                        for p in (Path(root) / folder).rglob("*.py") if p.name != "docs.py"))
+                        for p in (Path(root) / folder).rglob("*.py") if p.name not in OFF_PATH))
 
 
 def path_stamp(folders, root: Path = ROOT) -> dict:
