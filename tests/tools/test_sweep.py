@@ -24,7 +24,9 @@ def test_the_depth_preset_cuts_after_every_block_on_one_network():
 def test_depth_table_has_a_row_per_cut_with_its_activation_and_bytes():
     rows = [_row(s, top1) for s, top1 in zip(settings.preset("depth"), (1.0, 1.0, 0.95, 0.115),
                                              strict=True)]
-    text = tables.table(rows).splitlines()
+    cols = tables.columns(rows)  # report.html's table, as Markdown rows
+    text = ["| " + " | ".join(title for title, _ in cols) + " |", "|---" * len(cols) + "|"]
+    text += ["| " + " | ".join(f(r) for _, f in cols) + " |" for r in rows]
     assert text[0].startswith("| setting | activation | bytes/frame | accuracy, defended |")
     assert text[2].startswith("| K=1 | 33x33x32 | 139,442 | 0.880 |")
     assert text[5].startswith("| K=4 | 1x1x32 | 178 |") and "**0.115** (of 1,000)" in text[5]
