@@ -217,7 +217,6 @@ def test_figures_of_a_folder_without_evidence_name_the_missing_file(n, tmp_path)
 def test_record_runs_a_lab_per_student_and_tabulates_the_figures(tmp_path, omniglot_dir, capsys):
     """Lab 2, short size, two students: the figures set by the lab agree, those of each student's
     own images and seed differ; the table has a row per figure and the right spread."""
-    from splitleak.tools.labs import record
 
     out = tmp_path / "lab2.json"
     assert cli.main(["lab", "record", "2", "--students", "alice", "bob", "--out", str(out),
@@ -247,8 +246,8 @@ def test_record_runs_a_lab_per_student_and_tabulates_the_figures(tmp_path, omnig
     assert list(rows) == [*a, lab_docs.SECONDS]
     for label in a:
         low, high = sorted((a[label], b[label]))
-        low, high = record.fmt(label, low), record.fmt(label, high)
-        assert rows[label] == (record.fmt(label, a[label]),
+        low, high = lab_docs.fmt(label, low), lab_docs.fmt(label, high)
+        assert rows[label] == (lab_docs.fmt(label, a[label]),
                                low if low == high else f"{low} – {high}"), label
     assert rows["live: frames seen"] == (str(size["FRAMES"]),) * 2
 
