@@ -197,16 +197,30 @@ def test_every_committed_network_result_is_current():
     assert not [problem for folder in found for problem in network.problems(folder)]
 
 
-def test_a_path_stamp_goes_stale_when_a_module_under_its_folders_changes(tmp_path):
+def test_a_path_stamp_goes_stale_when_a_module_it_recorded_changes_or_goes(tmp_path):
     (tmp_path / "pkg" / "sub").mkdir(parents=True)
     (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
     (tmp_path / "pkg" / "sub" / "b.py").write_text("y = 2\n")
     (tmp_path / "pkg" / "docs.py").write_text("render = 1\n")
     assert provenance.modules(["pkg"], tmp_path) == ("pkg/a.py", "pkg/sub/b.py")
     stamp = provenance.path_stamp(["pkg"], tmp_path) | {"commit": "abcdef0123"}
+    assert list(stamp["code_files"]) == ["pkg/a.py", "pkg/sub/b.py"]
     assert provenance.stale_path(stamp, tmp_path) is None
     (tmp_path / "pkg" / "docs.py").write_text("render = 2\n")  # renders, measures nothing
+    (tmp_path / "pkg" / "new.py").write_text("z = 0\n")  # did not exist when the run ran
     assert provenance.stale_path(stamp, tmp_path) is None
     (tmp_path / "pkg" / "sub" / "b.py").write_text("y = 3\n")
-    assert "changed since commit abcdef0" in provenance.stale_path(stamp, tmp_path)
+    assert provenance.stale_path(stamp, tmp_path) == "pkg/sub/b.py changed since commit abcdef0"
+    (tmp_path / "pkg" / "a.py").unlink()
+    assert provenance.stale_path(stamp, tmp_path).startswith("pkg/a.py, pkg/sub/b.py changed")
     assert "records no code hash" in provenance.stale_path({"commit": "c"}, tmp_path)
+
+
+def test_an_older_stamp_without_module_hashes_is_checked_over_its_folders(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    stamp = provenance.path_stamp(["pkg"], tmp_path) | {"commit": "abcdef0123"}
+    del stamp["code_files"]
+    assert provenance.stale_path(stamp, tmp_path) is None
+    (tmp_path / "pkg" / "new.py").write_text("z = 0\n")
+    assert "the code under pkg changed since commit abcdef0" in provenance.stale_path(stamp, tmp_path)

@@ -56,18 +56,31 @@ def modules(folders, root: Path = ROOT) -> tuple[str, ...]:
                         for p in (Path(root) / folder).rglob("*.py") if p.name not in OFF_PATH))
 
 
+def file_hash(path: Path) -> str:
+    """A module's sha256, short: enough to tell which module changed."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def path_stamp(folders, root: Path = ROOT) -> dict:
-    """The hash of every module under the folders, and which folders (for a later check)."""
-    return {"code_hash": code_hash(root, modules(folders, root)), "code_folders": list(folders)}
+    """The hash of every module under the folders, the folders, and each module's own hash: a
+    later check names the modules that changed. A module added later is not on the stamped path:
+    the run could not have executed it."""
+    files = modules(folders, root)
+    return {"code_hash": code_hash(root, files), "code_folders": list(folders),
+            "code_files": {name: file_hash(root / name) for name in files}}
 
 
 def stale_path(stamp: dict, root: Path = ROOT) -> str | None:
-    """None when the modules under a stamp's folders hash as they did; else why not."""
+    """None when the modules a stamp recorded hash as they did; else which changed or went."""
+    since = f"since commit {str(stamp.get('commit'))[:7]}"
+    if stamp.get("code_files"):
+        changed = [name for name, digest in stamp["code_files"].items()
+                   if not (root / name).is_file() or file_hash(root / name) != digest]
+        return f"{', '.join(changed)} changed {since}" if changed else None
     if not stamp.get("code_folders"):
         return "it records no code hash (run before they were recorded)"
     if code_hash(root, modules(stamp["code_folders"], root)) != stamp["code_hash"]:
-        return (f"the code under {', '.join(stamp['code_folders'])} changed since commit "
-                f"{str(stamp.get('commit'))[:7]}")
+        return f"the code under {', '.join(stamp['code_folders'])} changed {since}"
     return None
 
 
