@@ -15,9 +15,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # System packages the tests use: a real Mosquitto broker and its clients, Chromium for the live page,
-# QEMU user-mode emulation and debootstrap for the emulated Raspberry Pi (splitleak pi-emu).
+# QEMU user-mode emulation and debootstrap for the emulated Raspberry Pi (splitleak pi-emu), `ip` for
+# the lab network's namespaces (tools/deploy/netns.py).
 SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_sub:mosquitto-clients chromium:chromium \
-  qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support debootstrap:debootstrap
+  qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support debootstrap:debootstrap \
+  ip:iproute2
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair#*:}"; \
