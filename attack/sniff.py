@@ -22,12 +22,13 @@ from scapy.packet import bind_layers, split_layers
 from scapy.sessions import TCPSession
 
 from splitleak.broker.inbox import FrameInbox
+from splitleak.broker.urls import DEFAULT_PORTS
 
 log = logging.getLogger("splitleak.attack")
 
 CONNECT, PUBLISH = 1, 3
 TLS_HANDSHAKE = 0x16  # the content type byte every TLS connection opens with
-MQTT_PORT = 1883
+MQTT_PORT = DEFAULT_PORTS["mqtt"]
 
 
 def varint(data: bytes, at: int) -> tuple[int, int] | None:
@@ -209,14 +210,29 @@ def read_pcap(sniffer: Sniffer, path) -> None:
     sniff(offline=str(path), session=TCPSession, prn=sniffer.on_packet, store=False)
 
 
-def listen(sniffer: Sniffer, iface: str, stop: threading.Event, every: float = 0.5,
-           on_batch=None, on_ready=None) -> None:
-    """Capture on `iface` (promiscuous) until `stop` is set, reconstructing every `every` s;
-    `on_ready()` once the capture runs, `on_batch` with each [(frame, image)] batch."""
-    from scapy.sendrecv import AsyncSniffer
+class _Recording(TCPSession):
+    """TCPSession that first writes each packet, as captured, to a pcap file."""
 
-    capture = AsyncSniffer(iface=iface, session=TCPSession, prn=sniffer.on_packet, store=False,
-                           started_callback=on_ready)
+    def __init__(self, writer, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.writer = writer
+
+    def process(self, pkt, cls=None):
+        self.writer.write(pkt)
+        return super().process(pkt, cls)
+
+
+def listen(sniffer: Sniffer, iface: str, stop: threading.Event, every: float = 0.5,
+           until=None, write=None, on_batch=None, on_ready=None) -> None:
+    """Capture on `iface` (promiscuous) until `stop` is set or `until()` holds, reconstructing
+    every `every` s; `write`: a pcap file that gets every packet; `on_ready()` once the capture
+    runs, `on_batch` with each [(frame, image)] batch."""
+    from scapy.sendrecv import AsyncSniffer
+    from scapy.utils import PcapWriter
+
+    writer = PcapWriter(str(write), sync=True) if write else None
+    capture = AsyncSniffer(iface=iface, session=_Recording(writer) if writer else TCPSession,
+                           prn=sniffer.on_packet, store=False, started_callback=on_ready)
     capture.start()
     try:
         while not stop.wait(every):
@@ -224,8 +240,12 @@ def listen(sniffer: Sniffer, iface: str, stop: threading.Event, every: float = 0
                 raise OSError(f"capture on {iface} stopped: {capture.exception or 'no reason'}")
             if (batch := sniffer.reconstruct()) and on_batch:
                 on_batch(batch)
+            if until is not None and until():
+                break
     finally:
         if capture.running:
             capture.stop()
+        if writer:
+            writer.close()
     if (batch := sniffer.reconstruct()) and on_batch:
         on_batch(batch)

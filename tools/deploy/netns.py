@@ -22,7 +22,7 @@ IFACE = "eth0"  # each host's interface on the hub
 WIRE_MTU = 1500  # Ethernet's
 
 
-class NetError(RuntimeError):
+class NetError(OSError):
     """The lab network cannot be made or reached here; the message says why and what to do."""
 
 
