@@ -4,9 +4,8 @@ import json
 
 import pytest
 
-from splitleak.tools.deploy import netns
-
 from splitleak.cloud import rundir
+from splitleak.tools.deploy import netns
 from tests.conftest import splitleak
 
 
