@@ -134,23 +134,69 @@ def test_guess_refuses_a_broker_that_is_not_on_this_machine(tmp_path, capsys):
     assert "only a broker on this machine" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-@pytest.mark.e2e
-@pytest.mark.parametrize("n", lab.TITLES)
-def test_each_lab_passes_its_check_after_its_own_commands(n, tmp_path, omniglot_dir):
+def _run_and_check(n: int, folder: Path, omniglot_dir, student: str) -> dict:
     """The handout's commands, as written, in a scratch folder (short size); then `lab check`."""
-    folder = tmp_path / f"lab{n}"
-    lab.start(n, folder, f"ci-{n}", size="short", omniglot_dir=omniglot_dir)
-    splitleak = [sys.executable, "-m", "splitleak.tools.cli"]
-    bin_dir = Path(sys.executable).parent  # `splitleak` and python3 of this environment first
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    run = subprocess.run(splitleak + ["lab", "run", str(n), "--dir", str(folder)], env=env,
+    v = lab.start(n, folder, student, size="short", omniglot_dir=omniglot_dir)
+    run = subprocess.run(SPLITLEAK + ["lab", "run", str(n), "--dir", str(folder)], env=ENV,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    check = subprocess.run(splitleak + ["lab", "check", str(n), "--dir", str(folder)], env=env,
+    check = subprocess.run(SPLITLEAK + ["lab", "check", str(n), "--dir", str(folder)], env=ENV,
                            capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count("✔") == len(lab.tasks(n))
+    return v
+
+
+SPLITLEAK = [sys.executable, "-m", "splitleak.tools.cli"]
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # this env's
+ON_A_HOST = [n for n in lab.TITLES if n not in lab.ROOT_LABS]
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.parametrize("n", ON_A_HOST)
+def test_each_lab_passes_its_check_after_its_own_commands(n, tmp_path, omniglot_dir):
+    _run_and_check(n, tmp_path / f"lab{n}", omniglot_dir, f"ci-{n}")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_lab6_passes_after_its_commands_and_fails_on_a_copied_or_forged_capture(
+        tmp_path, omniglot_dir):
+    from scapy.utils import wrpcap
+
+    from splitleak.broker import topics, wire
+    from splitleak.cloud import rundir
+    from splitleak.tools.deploy import netns
+    from tests.attack.test_attack_sniff import connect, publish, segments
+
+    try:
+        netns.check_can_make()
+    except netns.NetError as exc:
+        pytest.skip(str(exc))
+    folder = tmp_path / "lab6"
+    v = _run_and_check(6, folder, omniglot_dir, "ci-6")
+    # a classmate copies the folder, keeping their own lab.json: another node, another password
+    mate = tmp_path / "mate"
+    subprocess.run(["cp", "-a", folder, mate], check=True)
+    lab.start(6, tmp_path / "fresh", "ci-mate", size="short", omniglot_dir=omniglot_dir)
+    (mate / "lab.json").write_text((tmp_path / "fresh" / "lab.json").read_text())
+    hints = dict(lab_checks.run(6, mate, lab.load(mate)))
+    assert "no login of" in hints[3] and "ci-mate" not in hints[3]
+    # a forged capture: the right login, frames of the right node that the model never gave
+    password = json.loads((folder / "broker" / "credentials.json").read_text())[v["node"]]
+    node = v["node"].encode()
+    stream = connect(4, b"edge", node, password.encode())
+    shape = rundir.activation_shape(folder / "target")
+    for seq in range(v["frames"]):
+        values = np.random.default_rng(seq).normal(size=shape).astype(np.float32)
+        stream += publish(4, topics.activations(v["node"]),
+                          wire.encode(wire.Frame(v["node"], seq, 1.0, values)))
+    net = netns.LabNet(prefix=v["net"])
+    wrpcap(str(folder / "plain.pcap"), segments(net.address("device"), net.address("broker"),
+                                                40000, v["port"], stream))
+    hints = dict(lab_checks.run(6, folder, v))
+    assert hints[2] is None and "is not what target/mobile.tflite gives" in hints[3]
 
 
 def _table_rows(text: str) -> dict:

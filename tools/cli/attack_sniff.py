@@ -61,7 +61,8 @@ def run(args) -> int:
     for c in s["credentials"]:
         print(f"CONNECT from {c['client']} (MQTT {c['mqtt']}): client id {c['client_id']!r}, "
               f"user {c['username']!r}, password {c['password']!r}")
-    print(f"sniffed: {s['mqtt_packets']} MQTT packets, {s['frames']} frames "
-          f"{s['nodes'] or ''}, {s['reconstructed']} reconstructed, {len(s['credentials'])} "
-          f"CONNECTs, {s['unreadable']} unreadable (TLS) segments", flush=True)
+    nodes = f" {s['nodes']}" if s["nodes"] else ""
+    print(f"sniffed: {s['mqtt_packets']} MQTT packets, {s['frames']} frames{nodes}, "
+          f"{s['reconstructed']} reconstructed, {len(s['credentials'])} CONNECTs, "
+          f"{s['unreadable']} unreadable (TLS) segments", flush=True)
     return 0

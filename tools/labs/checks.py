@@ -243,6 +243,147 @@ def lab5(folder: Path, v: dict) -> dict:
     return {1: models, 2: broker, 3: guess, 4: stolen, 5: network}
 
 
+# -- lab 6 -------------------------------------------------------------------------------------
+
+def _sniffed(path: Path, port: int):
+    """The sniffer's view of a capture file, recomputed here: (stats, frames)."""
+    from splitleak.attack import sniff
+
+    if not path.is_file():
+        raise Missing(f"{path} is missing")
+    spy = sniff.Sniffer(port)
+    try:
+        sniff.read_pcap(spy, path)
+    except Exception as exc:  # scapy's errors for a file that is not a capture vary
+        raise Missing(f"{path.name} is not a capture file scapy can read ({exc})") from None
+    return spy.stats(), spy.frames
+
+
+def _published(folder: Path, frames: list, v: dict) -> None:
+    """The frames are what the student's own mobile stage gives on the student's own images."""
+    import numpy as np
+
+    from splitleak.edge.defences import Device
+    from splitleak.edge.omniglot import read_folder
+
+    mine = [f for f in frames if f.node_id == v["node"]]
+    if len(mine) < v["frames"]:
+        raise Missing(f"the capture holds {len(mine)} frames of {v['node']}, expected "
+                      f"{v['frames']}: stream folder:private with --node-id $NODE")
+    images, _ = read_folder(folder / "private")
+    expected = Device.from_model(rundir.mobile(folder / "target")).run(images)
+    for f in mine:
+        got = f.as_float32()
+        if got.shape != expected.shape[1:] or not np.allclose(got, expected[f.seq % len(images)],
+                                                               atol=1e-5):
+            raise Missing(f"frame {f.seq} in the capture is not what target/mobile.tflite gives "
+                          "on private/: capture your own device's stream")
+
+
+def _net_down(v: dict) -> None:
+    from splitleak.tools.deploy.netns import LabNet, existing
+
+    if found := existing(LabNet(prefix=v["net"])):
+        raise Missing(f"the lab network is still up ({', '.join(found)}): kill $NET_PID or "
+                      f"run splitleak net --prefix {v['net']} down")
+
+
+def lab6(folder: Path, v: dict) -> dict:
+    from splitleak.tools.deploy.netns import LabNet
+
+    net = LabNet(prefix=v["net"])
+    device, broker = net.address("device"), net.address("broker")
+
+    def models():
+        _decoder(folder, v, "attack", _target(folder, v))
+
+    def network():
+        s, frames = _sniffed(folder / "plain.pcap", v["port"])
+        if not any(c["client"] == device for c in s["credentials"]):
+            raise Missing(f"plain.pcap holds no login from the device host ({device}): capture "
+                          f"on eve's eth0 while the device streams from {net.namespace('device')}")
+
+    def plain():
+        s, frames = _sniffed(folder / "plain.pcap", v["port"])
+        login = [c for c in s["credentials"] if c["username"] == v["node"]]
+        password = _json(folder / "broker" / "credentials.json").get(v["node"])
+        if not login or login[-1]["password"] != password:
+            raise Missing(f"plain.pcap holds no login of {v['node']} with its broker password")
+        _published(folder, frames, v)
+        said = (folder / "sniff-plain.out").read_text() if (folder / "sniff-plain.out").is_file() \
+            else ""
+        if f"password {password!r}" not in said:
+            raise Missing("sniff-plain.out does not report the device's password: run the sniffer "
+                          "as the handout does")
+        _reconstructed(folder, frames, v)
+
+    def tls():
+        s, _ = _sniffed(folder / "tls.pcap", v["tls_port"])
+        if s["mqtt_packets"] or s["credentials"]:
+            raise Missing("tls.pcap holds readable MQTT: was the broker started with --profile tls?")
+        from splitleak.tools.deploy.demo import frame_bytes
+
+        sent = _tls_bytes(folder / "tls.pcap", device, broker, v["tls_port"])
+        need = v["frames"] * frame_bytes(folder / "target", v["node"])
+        if sent < need:
+            raise Missing(f"tls.pcap holds {sent} bytes from the device to the broker's TLS port, "
+                          f"less than {v['frames']} frames need ({need}): capture while it streams")
+
+    def read():
+        for name, port in (("plain", v["port"]), ("tls", v["tls_port"])):
+            s, _ = _sniffed(folder / f"{name}.pcap", port)
+            said = _line(folder / f"read-{name}.out", "sniffed:")
+            if f"{s['frames']} frames" not in said or f"{s['mqtt_packets']} MQTT" not in said:
+                raise Missing(f"read-{name}.out does not match {name}.pcap: read it again")
+        _net_down(v)
+
+    return {1: models, 2: network, 3: plain, 4: tls, 5: read}
+
+
+def _reconstructed(folder: Path, frames: list, v: dict) -> None:
+    """recon/<node>/ holds the attack decoder's reconstructions of the captured frames."""
+    import numpy as np
+    from PIL import Image
+
+    from splitleak.attack.blackbox import reconstruct
+    from splitleak.attack.store import load_decoder
+
+    mine = {f.seq: f for f in frames if f.node_id == v["node"]}
+    saved = sorted((folder / "recon" / v["node"]).glob("*.png"))
+    if len(saved) < v["frames"]:
+        raise Missing(f"recon/{v['node']}/ holds {len(saved)} reconstructions, expected "
+                      f"{v['frames']}: sniff with --decoder attack --save recon")
+    seqs = sorted(mine)[:4]  # a few, recomputed
+    images = reconstruct(load_decoder(folder / "attack")[0],
+                         np.stack([mine[s].as_float32() for s in seqs]))
+    for seq, image in zip(seqs, images, strict=True):
+        path = folder / "recon" / v["node"] / f"{seq:06d}.png"
+        got = 1.0 - np.asarray(Image.open(path), np.float32) / 255 if path.is_file() else None
+        if got is None or np.abs(got - image[..., 0]).max() > 1.5 / 255:
+            raise Missing(f"recon/{v['node']}/{seq:06d}.png is not the decoder's reconstruction "
+                          "of that frame")
+
+
+def _tls_bytes(path: Path, src: str, dst: str, port: int) -> int:
+    """TCP payload bytes from src to dst:port in a capture."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.utils import PcapReader
+
+    with PcapReader(str(path)) as packets:
+        return sum(len(p[TCP].payload) for p in packets
+                   if IP in p and TCP in p and p[IP].src == src and p[IP].dst == dst
+                   and p[TCP].dport == port)
+
+
+def _line(path: Path, starts: str) -> str:
+    if not path.is_file():
+        raise Missing(f"{path} is missing")
+    lines = [ln for ln in path.read_text().splitlines() if ln.startswith(starts)]
+    if not lines:
+        raise Missing(f"{path.name} has no '{starts}' line: run the command again")
+    return lines[-1]
+
+
 def _stopped(folder: Path, v: dict) -> None:
     """The lab's broker ran, and nothing listens on its port any more."""
     from splitleak.broker.server import port_open
@@ -254,7 +395,7 @@ def _stopped(folder: Path, v: dict) -> None:
                       "(or the `splitleak broker` you started)")
 
 
-CHECKS = {1: lab1, 2: lab2, 3: lab3, 4: lab4, 5: lab5}
+CHECKS = {1: lab1, 2: lab2, 3: lab3, 4: lab4, 5: lab5, 6: lab6}
 
 
 def run(n: int, folder: Path, v: dict) -> list[tuple[int, str | None]]:

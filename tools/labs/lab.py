@@ -4,7 +4,7 @@ A lab is its handout, docs/labs/labN.md: tasks (`## Task k — title (M min)`) w
 blocks are the commands, in order. `start` writes the folder the commands run in: lab.json
 (the variant), lab.env (the variables the commands use) and the student's own inputs. The
 variant (seed, node id, port, streamed images, the vendor's password) comes from the student
-id, so two students' results differ; `tools/lab_checks.py` checks a folder against it.
+id, so two students' results differ; `checks.py` checks a folder against it.
 """
 
 import hashlib
@@ -23,7 +23,9 @@ TITLES = {
     3: "Where to split: bytes on the wire against what leaks",
     4: "Does DP-SGD stop inference-time inversion? Edge noise and NoPeek",
     5: "Lock down the broker: weak passwords, TLS and ACLs",
+    6: "On the wire: a passive eavesdropper, a password in clear, and TLS",
 }
+ROOT_LABS = (6,)  # make network namespaces (tools/deploy/netns.py): run as root
 # What the commands train and stream. `short` is for CI and for trying a lab out (minutes).
 SIZES = {  # LIMIT: images each training run uses (1720: all of them)
     "full": {"EPOCHS": 8, "ATTACK_EPOCHS": 20, "LIMIT": 1720, "FRAMES": 60, "WHITEBOX": 16},
@@ -91,6 +93,10 @@ def run_script(n: int, folder: Path) -> int:
     """Run lab n's handout commands in its folder, in order, in one bash (set -e): background
     servers are stopped when the script ends. Returns bash's exit status."""
     load(folder, n)
+    if n in ROOT_LABS:
+        from splitleak.tools.deploy.netns import check_can_make
+
+        check_can_make()  # one line, before any command runs
     text = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script(n)
     return subprocess.run(["bash", "-c", text], cwd=folder).returncode
 
@@ -105,10 +111,17 @@ def variant(n: int, student: str | None, size: str = "full") -> dict:
     h = int(hashlib.sha256(student.encode()).hexdigest(), 16)
     seed = 1 + h % 99_991
     rng = np.random.default_rng(seed)
-    return {"lab": n, "student": student, "size": size, "seed": seed,
-            "node": f"pi-{h % 16**6:06x}", "port": _port(20_000 + h % 20_000),
-            **{k.lower(): v for k, v in sizes(n, size).items()},
-            "password": str(rng.choice(WORDS))}
+    v = {"lab": n, "student": student, "size": size, "seed": seed,
+         "node": f"pi-{h % 16**6:06x}", "port": _port(20_000 + h % 20_000),
+         **{k.lower(): v for k, v in sizes(n, size).items()},
+         "password": str(rng.choice(WORDS))}
+    if n == 6:  # its own lab network; its broker's ports are that network's, not this machine's
+        from splitleak.tools.deploy.netns import LabNet
+
+        net = LabNet(prefix=f"lab6-{h % 16**6:06x}")
+        v |= {"net": net.prefix, "broker_host": net.address("broker"),
+              "port": 20_000 + h % 20_000, "tls_port": 20_000 + h % 20_000 + 1}
+    return v
 
 
 def sizes(n: int, size: str) -> dict:
@@ -167,6 +180,9 @@ def _env(v: dict, omniglot_dir) -> str:
     values = {"LAB": v["lab"], "STUDENT": v["student"], "SEED": v["seed"], "NODE": v["node"],
               "PORT": v["port"], "BROKER": f"mqtt://127.0.0.1:{v['port']}",
               **{k: v[k.lower()] for k in sizes(v["lab"], v["size"])}}
+    if "net" in v:
+        values |= {"NET": v["net"], "BROKER_HOST": v["broker_host"], "TLS_PORT": v["tls_port"]}
+        del values["BROKER"]
     lines = [f"# splitleak lab {v['lab']}, student {v['student']} ({v['size']} size): "
              "`source lab.env` in every terminal you use for this lab",
              *(f"export {k}={val}" for k, val in values.items())]

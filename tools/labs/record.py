@@ -186,7 +186,19 @@ def lab5(folder: Path, v: dict) -> dict:
     return out
 
 
-FIGURES = {1: lab1, 2: lab2, 3: lab3, 4: lab4, 5: lab5}
+def lab6(folder: Path, v: dict) -> dict:
+    out = {}
+    for name, port in (("plain", v["port"]), ("tls", v["tls_port"])):
+        s, _ = checks._sniffed(folder / f"{name}.pcap", port)
+        out |= {f"{name}: MQTT packets read": s["mqtt_packets"], f"{name}: frames": s["frames"],
+                f"{name}: logins read": len(s["credentials"]),
+                f"{name}: passwords read": sum(1 for c in s["credentials"] if c["password"]),
+                f"{name}: unreadable segments": s["unreadable"]}
+    recon = len(list((folder / "recon" / v["node"]).glob("*.png")))
+    return out | {"plain: reconstructions saved": recon}
+
+
+FIGURES = {1: lab1, 2: lab2, 3: lab3, 4: lab4, 5: lab5, 6: lab6}
 
 
 def figures(n: int, folder: Path) -> dict:
