@@ -325,3 +325,13 @@ def test_every_committed_lab_record_was_made_by_the_code_as_it_is():
         if why:
             stale[path.name] = why
     assert not stale, f"re-run `splitleak lab record N --students alice bob carol`: {stale}"
+
+
+def test_check_runs_from_inside_the_lab_folder(tmp_path, omniglot_dir, capsys, monkeypatch):
+    lab.start(2, tmp_path / "mine", "alice", size="short", omniglot_dir=omniglot_dir)
+    monkeypatch.chdir(tmp_path / "mine")
+    assert cli.main(["lab", "check", "2", "--json"]) == 1  # checked here: every task still to do
+    assert json.loads(capsys.readouterr().out)["tasks"]
+    monkeypatch.chdir(tmp_path)  # elsewhere: ./lab2, which is not there
+    assert cli.main(["lab", "check", "2"]) == 2
+    assert "lab2 is not a lab folder" in capsys.readouterr().err

@@ -62,15 +62,25 @@ def add_arguments(parser) -> None:
 
 
 def _dir(p) -> None:
-    p.add_argument("--dir", type=Path, metavar="DIR", help="the lab folder (default: ./labN)")
+    p.add_argument("--dir", type=Path, metavar="DIR",
+                   help="the lab folder (default: this folder if it is lab N's, else ./labN)")
 
 
 def run(args) -> int:
     if getattr(args, "n", None) is not None:
         lab.check_lab(args.n)
-        if "dir" in vars(args):
-            args.dir = args.dir or Path(f"lab{args.n}")
+        if "dir" in vars(args) and args.dir is None:
+            args.dir = Path(f"lab{args.n}") if args._lab is _start else _here_or_default(args.n)
     return args._lab(args)
+
+
+def _here_or_default(n: int) -> Path:
+    """This folder when it is lab n's (commands run inside it), else ./labN."""
+    try:
+        lab.load(Path("."), n)
+    except ValueError:
+        return Path(f"lab{n}")
+    return Path(".")
 
 
 def _list(args) -> int:
