@@ -335,3 +335,25 @@ def test_check_runs_from_inside_the_lab_folder(tmp_path, omniglot_dir, capsys, m
     monkeypatch.chdir(tmp_path)  # elsewhere: ./lab2, which is not there
     assert cli.main(["lab", "check", "2"]) == 2
     assert "lab2 is not a lab folder" in capsys.readouterr().err
+
+
+def test_grade_lists_each_folder_its_reasons_and_the_artifacts_two_share(tmp_path, omniglot_dir,
+                                                                         capsys):
+    import csv
+
+    for student in ("alice", "bob", "carol"):
+        lab.start(2, tmp_path / student, student, size="short", omniglot_dir=omniglot_dir)
+    for student in ("alice", "bob"):  # bob's model is alice's, byte for byte
+        (tmp_path / student / "target").mkdir()
+        (tmp_path / student / "target" / "mobile.tflite").write_bytes(b"alice's model")
+    (tmp_path / "stray").mkdir()
+    folders = [str(tmp_path / name) for name in ("alice", "bob", "carol", "stray")]
+    assert cli.main(["lab", "grade", *folders, "--csv", str(tmp_path / "grades.csv")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("lab 2, student") == 3 and "0/4 tasks" in out and "    task 1: " in out
+    assert f"shares an artifact with {tmp_path / 'bob'} (copied?)" in out
+    assert f"✘ {tmp_path / 'stray'}: " in out and "not a lab folder" in out
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
+    assert [r["student"] for r in rows] == ["alice", "bob", "carol", ""]
+    assert rows[2]["shared with"] == "" and rows[1]["shared with"] == str(tmp_path / "alice")
+    assert rows[0]["passed"] == "0/4" and rows[0]["task 1"] and rows[0]["task 1"] != "ok"

@@ -5,6 +5,8 @@ with the embedded broker. Handouts: docs/labs/labN.md; instructor notes: docs/la
   start N   prepare a working folder for lab N (your variant with --student ID), print task 1
   check N   ✔/✘ per task of lab N in a folder, with a hint per ✘
   run N     run every command of lab N's handout in a started folder (instructors, CI)
+  grade DIR...  the instructor's table: per student folder, each task ✔/✘ with its reason, and
+            artifacts two folders share (copied); --csv FILE for a spreadsheet
   record N  run lab N for several student ids (--students), write the figures its instructor
             notes quote, per student, with the commit and machine, as JSON (--out)
   docs      rewrite the instructor notes' `<!-- lab:labN -->` tables from the committed records
@@ -54,6 +56,12 @@ def add_arguments(parser) -> None:
                    help="full: the lab as handed out (the notes' figures); short: a dry run")
     p.add_argument("--omniglot-dir", metavar="DIR", help="folder with the upstream Omniglot zips "
                    "(default: $SPLITLEAK_OMNIGLOT_DIR)")
+
+    p = sub.add_parser("grade", help="per student folder: each task ✔/✘ with its reason")
+    p.set_defaults(_lab=_grade)
+    p.add_argument("folders", nargs="+", type=Path, metavar="DIR", help="students' lab folders")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="also write the table as CSV")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     p = sub.add_parser("docs", help="the instructor notes' figures, from docs/results/labs")
     p.set_defaults(_lab=_docs)
@@ -136,6 +144,17 @@ def _record(args) -> int:
         print(f"splitleak lab record: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}: lab {args.n}'s figures for {len(args.students)} students")
+    return 0
+
+
+def _grade(args) -> int:
+    from splitleak.tools.labs import grade
+
+    rows = grade.grade(args.folders)
+    print(json.dumps(rows, indent=1) if args.json else grade.render(rows))
+    if args.csv:
+        grade.write_csv(rows, args.csv)
+        print(f"wrote {args.csv}", file=sys.stderr)
     return 0
 
 
