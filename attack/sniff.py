@@ -21,7 +21,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.packet import bind_layers, split_layers
 from scapy.sessions import TCPSession
 
-from splitleak.broker.inbox import FrameInbox
+from splitleak.broker.inbox import MAX_NODES, FrameInbox, NodeTable
 from splitleak.broker.urls import DEFAULT_PORTS
 
 log = logging.getLogger("splitleak.attack")
@@ -127,7 +127,8 @@ def listen_on(port: int) -> None:
 class Sniffer:
     """Counts, credentials, frames and (with a decoder) reconstructions from captured packets."""
 
-    def __init__(self, port: int = MQTT_PORT, decoder=None, save_dir=None):
+    def __init__(self, port: int = MQTT_PORT, decoder=None, save_dir=None,
+                 max_nodes: int = MAX_NODES):
         listen_on(port)
         self.port, self.decoder = port, decoder
         self.inbox = FrameInbox(decoder.input_shape[1:] if decoder is not None else None, log)
@@ -136,7 +137,7 @@ class Sniffer:
         self.frames: list = []  # decoded, not yet reconstructed
         self.lock = threading.Lock()  # scapy's thread appends frames, the caller reconstructs
         self.counts = Counter()
-        self.nodes = Counter()
+        self.nodes = NodeTable(int, log, max_nodes)  # frames per node, for a bounded set
 
     def on_packet(self, pkt) -> None:
         """scapy's `prn`: every MQTT packet a reassembled segment completes."""
@@ -162,7 +163,9 @@ class Sniffer:
                 "password": connect.password.decode(errors="replace")
                 if connect.passwordflag else None,
                 "mqtt": {3: "3.1", 4: "3.1.1", 5: "5"}.get(connect.protolevel, "?")}
-        self.credentials.append(seen)
+        self.counts["logins"] += 1
+        if len(self.credentials) < self.nodes.limit:  # a flood of logins stays bounded too
+            self.credentials.append(seen)
         log.info("CONNECT from %s: client id %r, user %r, password %r", seen["client"],
                  seen["client_id"], seen["username"], seen["password"])
 
@@ -173,6 +176,7 @@ class Sniffer:
         frame = self.inbox.decode(topic, bytes(publish.value))
         if frame is not None:
             with self.lock:
+                self.counts["frames"] += 1
                 self.nodes[frame.node_id] += 1
                 self.frames.append(frame)
 
@@ -195,10 +199,11 @@ class Sniffer:
         return list(zip(frames, images, strict=True))
 
     def stats(self) -> dict:
-        return {"mqtt_packets": self.counts["mqtt packets"], "frames": sum(self.nodes.values()),
+        return {"mqtt_packets": self.counts["mqtt packets"], "frames": self.counts["frames"],
                 "nodes": dict(self.nodes), "rejected": dict(self.inbox.rejected),
                 "reconstructed": self.counts["reconstructed"],
-                "unreadable": self.counts["unreadable"], "credentials": self.credentials}
+                "unreadable": self.counts["unreadable"], "logins": self.counts["logins"],
+                "nodes_evicted": self.nodes.evicted, "credentials": self.credentials}
 
 
 def read_pcap(sniffer: Sniffer, path) -> None:

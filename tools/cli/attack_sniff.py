@@ -7,6 +7,7 @@ import json
 import threading
 
 from splitleak.broker.urls import DEFAULT_PORTS
+from splitleak.tools.cli.options import add_max_nodes_option, positive
 
 MQTT_PORT = DEFAULT_PORTS["mqtt"]
 
@@ -24,6 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--count", type=int, help="stop after this many frames (--iface)")
     parser.add_argument("--seconds", type=float, help="stop after this long (--iface)")
     parser.add_argument("--json", action="store_true", help="print the final counters as JSON")
+    add_max_nodes_option(parser)
 
 
 def run(args) -> int:
@@ -35,6 +37,7 @@ def run(args) -> int:
         raise ValueError("--save writes reconstructions: it needs --decoder ATTACK_DIR")
     if args.pcap and (args.count or args.seconds or args.write):
         raise ValueError("--count, --seconds and --write are for a live capture (--iface)")
+    positive(max_nodes=args.max_nodes)
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be in 1..65535, got {args.port}")
     decoder = None
@@ -42,7 +45,7 @@ def run(args) -> int:
         from splitleak.attack.store import load_decoder
 
         decoder = load_decoder(args.decoder)[0]
-    spy = sniff.Sniffer(args.port, decoder, args.save)
+    spy = sniff.Sniffer(args.port, decoder, args.save, args.max_nodes)
     if args.pcap:
         sniff.read_pcap(spy, args.pcap)
         spy.reconstruct()
