@@ -35,8 +35,7 @@ def test_each_handout_has_timed_tasks_with_commands_and_a_check_per_task(n, tmp_
 
 def test_a_students_variant_is_stable_and_differs_from_anothers():
     a, again, b = lab.variant(2, "alice"), lab.variant(2, "alice"), lab.variant(2, "bob")
-    assert {k: a[k] for k in ("seed", "node", "password")} == {
-        k: again[k] for k in ("seed", "node", "password")}
+    assert {k: a[k] for k in ("seed", "node")} == {k: again[k] for k in ("seed", "node")}
     assert a["seed"] != b["seed"] and a["node"] != b["node"]
     short = lab.variant(4, "alice", "short")  # lab 4 trains on fewer images than the others
     assert short["limit"] == lab.sizes(4, "short")["LIMIT"] < lab.SIZES["short"]["LIMIT"]
@@ -52,7 +51,10 @@ def test_start_writes_the_variant_its_images_and_env(tmp_path, omniglot_dir, cap
     assert len(list((folder / "private").glob("*.png"))) == v["frames"]
     env = (folder / "lab.env").read_text()
     assert f"export NODE={v['node']}" in env and f"export SEED={v['seed']}" in env
-    assert v["password"] in (folder / "wordlist.txt").read_text().split()
+    password = (folder / "vendor" / "password").read_text().strip()
+    assert password in (folder / "wordlist.txt").read_text().split()
+    assert password not in (folder / "lab.json").read_text()  # a salted hash only
+    assert lab.password_check(password, v["password_check"]["salt"]) == v["password_check"]
     other = tmp_path / "other"
     cli.main(["lab", "start", "5", "--dir", str(other), "--student", "bob", "--size", "short",
               "--omniglot-dir", str(omniglot_dir)])
@@ -357,3 +359,44 @@ def test_grade_lists_each_folder_its_reasons_and_the_artifacts_two_share(tmp_pat
     assert [r["student"] for r in rows] == ["alice", "bob", "carol", ""]
     assert rows[2]["shared with"] == "" and rows[1]["shared with"] == str(tmp_path / "alice")
     assert rows[0]["passed"] == "0/4" and rows[0]["task 1"] and rows[0]["task 1"] != "ok"
+
+
+def test_a_course_key_changes_every_secret_and_passwords_never_collide(monkeypatch):
+    students = [f"s{i:04d}" for i in range(300)]
+    public = {s: lab.variant(5, s) for s in students}
+    monkeypatch.setenv(lab.ENV_COURSE_KEY, "the instructor's secret")
+    keyed = {s: lab.variant(5, s) for s in students}
+    assert all(public[s]["seed"] != keyed[s]["seed"] for s in students[:20])
+    assert keyed["s0001"]["course"] == lab.key_id("the instructor's secret") != \
+        public["s0001"]["course"]
+    words = {lab.vendor_password(s).split("-")[0] for s in students}
+    assert len(words) > 30  # the word itself still repeats across a class, as 63 words must,
+    assert len({lab.vendor_password(s) for s in students}) == len(students)  # the password never
+    assert lab.vendor_password("s0001") != lab.vendor_password("s0001", "another course")
+
+
+def test_checks_refuse_a_fake_model_and_outputs_typed_from_lab_json(tmp_path, omniglot_dir):
+    v = lab.start(5, tmp_path, "alice", size="short", omniglot_dir=omniglot_dir)
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "mobile.tflite").write_bytes(b"not a model")
+    from splitleak.edge.runtime import sha256_file
+
+    (tmp_path / "target" / "manifest.json").write_text(json.dumps({
+        "config": {"seed": v["seed"]}, "split_after": 4,
+        "artifacts": {"mobile.tflite": sha256_file(tmp_path / "target" / "mobile.tflite")}}))
+    (tmp_path / "guess.json").write_text(json.dumps({"user": v["node"], "password": "password",
+                                                     "tried": 2}))
+    hints = dict(lab_checks.run(5, tmp_path, v))
+    assert "does not load as a TFLite model" in hints[1]
+    assert f"did not recover {v['node']}'s password" in hints[3]
+
+
+def test_grade_with_the_course_key_names_a_folder_started_with_another(tmp_path, omniglot_dir,
+                                                                       capsys):
+    lab.start(1, tmp_path / "ours", "alice", size="short", omniglot_dir=omniglot_dir, key="K")
+    lab.start(1, tmp_path / "public", "bob", size="short", omniglot_dir=omniglot_dir)
+    from splitleak.tools.labs import grade
+
+    rows = {r["student"]: r for r in grade.grade([tmp_path / "ours", tmp_path / "public"], "K")}
+    assert rows["alice"]["tasks"][0] is None
+    assert "not this course's variant for bob (course, seed" in rows["bob"]["tasks"][0]

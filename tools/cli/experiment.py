@@ -80,7 +80,12 @@ def add_arguments(parser) -> None:
     p.add_argument("--engine", choices=ENGINES, default=network.ENGINE)
     p.add_argument("--profiles", nargs="+", choices=PROFILES, default=list(PROFILES))
     p.add_argument("--frames", type=int, default=network.FRAMES,
-                   help="lite test images streamed (max 1000)")
+                   help="images streamed (at most the source's: 1000 lite test images)")
+    p.add_argument("--source", default=network.SOURCE, metavar="SOURCE",
+                   help=f"what the edge streams: {network.SOURCE} or folder:DIR (default "
+                        f"{network.SOURCE})")
+    p.add_argument("--node", default=network.DEFAULTS["node"], metavar="ID",
+                   help=f"the edge node's id (default {network.DEFAULTS['node']})")
     p.add_argument("--run", type=Path, help=f"reused or trained (default: {default_run_dir()})")
     p.add_argument("--decoder", type=Path, metavar="ATTACK_DIR",
                    help=f"reused or trained against --run (default: {default_attack_dir()})")
@@ -98,7 +103,8 @@ def run(args) -> int:
                 "docs": _docs}[args.experiment](args)
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         result = network.run_experiment(args.run, args.decoder, args.engine, args.profiles,
-                                        args.frames, args.out, args.omniglot_dir, args.wire)
+                                        args.frames, args.out, args.omniglot_dir, args.wire,
+                                        args.source, args.node)
         print(network.table(result["rows"]) + f"wrote {args.out / 'results.json'}, results.md")
     if args.json:  # progress went to stderr
         print(json.dumps(result, indent=2))

@@ -32,6 +32,9 @@ def add_arguments(parser) -> None:
     p.add_argument("--student", metavar="ID",
                    help="your student id: seeds, node id, port and images derive from it")
     p.add_argument("--force", action="store_true", help="start even if the folder is not empty")
+    p.add_argument("--course-key", metavar="KEY",
+                   help=f"the instructor's secret: variants and passwords derive from it "
+                        f"(default: ${lab.ENV_COURSE_KEY}, else the public self-study key)")
     p.add_argument("--size", choices=lab.SIZES, default="full",
                    help="full: the lab as handed out; short: tiny training runs (CI, a dry run)")
     p.add_argument("--omniglot-dir", metavar="DIR", help="folder with the upstream Omniglot zips "
@@ -61,6 +64,9 @@ def add_arguments(parser) -> None:
     p.set_defaults(_lab=_grade)
     p.add_argument("folders", nargs="+", type=Path, metavar="DIR", help="students' lab folders")
     p.add_argument("--csv", type=Path, metavar="FILE", help="also write the table as CSV")
+    p.add_argument("--course-key", metavar="KEY",
+                   help="also check each lab.json is the variant this key gives its student "
+                        "(task 0); default: $SPLITLEAK_COURSE_KEY if set")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     p = sub.add_parser("docs", help="the instructor notes' figures, from docs/results/labs")
@@ -100,7 +106,8 @@ def _list(args) -> int:
 
 
 def _start(args) -> int:
-    v = lab.start(args.n, args.dir, args.student, args.force, args.size, args.omniglot_dir)
+    v = lab.start(args.n, args.dir, args.student, args.force, args.size, args.omniglot_dir,
+                  args.course_key)
     first = lab.tasks(args.n)[0]
     print(f"lab {args.n} ready in {args.dir}/ for student {v['student']} (node {v['node']}, "
           f"broker port {v['port']}, seed {v['seed']}).\nHandout: {lab.handout(args.n)}\n"
@@ -148,9 +155,11 @@ def _record(args) -> int:
 
 
 def _grade(args) -> int:
+    import os
+
     from splitleak.tools.labs import grade
 
-    rows = grade.grade(args.folders)
+    rows = grade.grade(args.folders, args.course_key or os.environ.get(lab.ENV_COURSE_KEY))
     print(json.dumps(rows, indent=1) if args.json else grade.render(rows))
     if args.csv:
         grade.write_csv(rows, args.csv)

@@ -29,14 +29,19 @@ from splitleak.broker.urls import BrokerConnectError, connect, make_client, pars
 
 log = logging.getLogger("splitleak.network")
 
-# eavesdropper -> (user, password) to log in with: None = anonymous; "" = the user's real password
-EAVESDROPPERS = {
-    "no credentials": None,
-    "wrong password": (profiles.ATTACKER, "not-the-password"),
-    "attacker account": (profiles.ATTACKER, ""),
-    "stolen edge credential": (profiles.DEFAULT_NODES[0], ""),
-    "stolen cloud credential": (profiles.CLOUD, ""),
-}
+
+
+def eavesdroppers(node: str) -> dict:
+    """eavesdropper -> (user, password) to log in with: None = anonymous; "" = the user's real
+    password (stolen); `node` is the streaming edge node."""
+    return {"no credentials": None,
+            "wrong password": (profiles.ATTACKER, "not-the-password"),
+            "attacker account": (profiles.ATTACKER, ""),
+            "stolen edge credential": (node, ""),
+            "stolen cloud credential": (profiles.CLOUD, "")}
+
+
+EAVESDROPPERS = list(eavesdroppers(profiles.DEFAULT_NODES[0]))  # their names, in table order
 
 
 class Eavesdropper:
@@ -75,6 +80,7 @@ class Eavesdropper:
 
 
 OUT = Path("runs/network")
+SOURCE = "lite-test"  # what the edge streams unless told another source
 WIRE_PREFIX = "splitleak-exp"  # the wire run's own lab network, beside a student's `net up`
 ENGINE = "mosquitto"  # keeps sessions and retained statuses, as a deployment would
 FRAMES = 200  # lite test images streamed under each profile
@@ -83,22 +89,38 @@ FRAMES = 200  # lite test images streamed under each profile
 def run_experiment(run_dir: Path | None = None, decoder_dir: Path | None = None,
                    engine: str = ENGINE, profile_names: tuple = profiles.PROFILES,
                    frames: int = FRAMES, out: Path = OUT, omniglot_dir=None,
-                   wire: bool = False) -> dict:
+                   wire: bool = False, source: str = SOURCE,
+                   node: str = profiles.DEFAULT_NODES[0]) -> dict:
     """Reuse or train the lite run (rundir's default) and a decoder against it (the default
-    attack folder), stream `frames` lite test images under each profile, reconstruct what
-    each eavesdropper received; write out/results.json and results.md, return the results.
-    With `wire` this process moves into the lab network's broker host: call it first thing."""
+    attack folder), stream `frames` images of `source` (lite-test or folder:DIR) from `node`
+    under each profile, reconstruct what each eavesdropper received; write out/results.json and
+    results.md, return the results. With `wire` this process moves into the lab network's
+    broker host: call it first thing."""
+    stream = (source, node)
     if wire:
         from splitleak.tools.deploy import netns
 
         with netns.lab_network(netns.LabNet(prefix=WIRE_PREFIX)) as net:
             netns.enter(net, "broker")
             return _run(run_dir, decoder_dir, engine, profile_names, frames, out, omniglot_dir,
-                        net)
-    return _run(run_dir, decoder_dir, engine, profile_names, frames, out, omniglot_dir, None)
+                        net, stream)
+    return _run(run_dir, decoder_dir, engine, profile_names, frames, out, omniglot_dir, None,
+                stream)
 
 
-def _run(run_dir, decoder_dir, engine, profile_names, frames, out, omniglot_dir, net) -> dict:
+def _images(source: str, proto) -> np.ndarray:
+    """The images the edge node streams from `source`, in its order."""
+    if source == SOURCE:
+        return proto.test.images
+    if not source.startswith("folder:"):
+        raise ValueError(f"--source must be {SOURCE} or folder:DIR, got {source!r}")
+    from splitleak.edge.omniglot import read_folder
+
+    return read_folder(Path(source.removeprefix("folder:")))[0]
+
+
+def _run(run_dir, decoder_dir, engine, profile_names, frames, out, omniglot_dir, net,
+         stream) -> dict:
     from splitleak.attack import store
     from splitleak.attack.config import TrainConfig as DecoderConfig
     from splitleak.attack.train import ensure_decoder
@@ -112,16 +134,18 @@ def _run(run_dir, decoder_dir, engine, profile_names, frames, out, omniglot_dir,
     run_dir = Path(run_dir or rundir.default_run_dir())
     decoder_dir = Path(decoder_dir or rundir.default_attack_dir())
     proto = load_protocol("lite", omniglot_dir)
-    if not 1 <= frames <= len(proto.test):
-        raise ValueError(f"--frames must be in 1..{len(proto.test)}, got {frames}")
+    source, node = stream
+    images = _images(source, proto)
+    if not 1 <= frames <= len(images):
+        raise ValueError(f"--frames must be in 1..{len(images)}, got {frames}")
     ensure_run(run_dir, TrainConfig.epochs, proto, TrainConfig.split_after)
     ensure_decoder(decoder_dir, run_dir, DecoderConfig.epochs, proto)
     decoder, _ = store.load_decoder(decoder_dir)
-    images = proto.test.images[:frames]
+    images = images[:frames]
     rows = []
     for profile in profile_names:
-        print(f"profile {profile}: streaming {frames} lite test images", flush=True)
-        row, received = run_profile(run_dir, engine, profile, images, "lite-test", net=net)
+        print(f"profile {profile}: streaming {frames} images of {source} from {node}", flush=True)
+        row, received = run_profile(run_dir, engine, profile, images, source, net=net, node=node)
         for name, got in received.items():
             spy = row["eavesdroppers"].get(name) or row["wire"]
             spy["reconstruction"] = score_frames(decoder, got, images)
@@ -129,7 +153,7 @@ def _run(run_dir, decoder_dir, engine, profile_names, frames, out, omniglot_dir,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"engine": engine, "run": str(run_dir), "decoder": str(decoder_dir), "frames": frames,
-              "wire": net is not None, "rows": rows, "provenance": stamp | {
+              "source": source, "node": node, "wire": net is not None, "rows": rows, "provenance": stamp | {
                   "date": provenance.now(), "seconds": round(time.monotonic() - began, 1)}}
     artifacts.write_json(out / "results.json", result)
     (out / "results.md").write_text(table(rows))
@@ -137,7 +161,8 @@ def _run(run_dir, decoder_dir, engine, profile_names, frames, out, omniglot_dir,
 
 
 def run_profile(run_dir, engine: str, profile: str, images: np.ndarray, source: str,
-                timeout: float = 120.0, net=None) -> tuple[dict, dict]:
+                timeout: float = 120.0, net=None,
+                node: str = profiles.DEFAULT_NODES[0]) -> tuple[dict, dict]:
     """Stream `source` (whose images are `images`) under `profile`: (row, frames per spy).
     On the lab network `net` (this process in its broker host), a passive sniffer on eve too:
     the row's "wire", its frames under SNIFFER."""
@@ -147,7 +172,8 @@ def run_profile(run_dir, engine: str, profile: str, images: np.ndarray, source: 
     shape = rundir.activation_shape(run_dir)
     host, edge_prefix = (net.address("broker"), net.exec_args("device")) if net else \
         ("127.0.0.1", ())
-    with Deployment(run_dir, engine, profile, host=host, edge_prefix=edge_prefix) as dep:
+    with Deployment(run_dir, engine, profile, host=host, edge_prefix=edge_prefix,
+                    nodes=(node,)) as dep:
         capture = dep.directory / "eve.pcap"
         if net:
             sniffer = dep.start("sniffer", "attack", "sniff", "--iface", "eth0", "--port",
@@ -155,9 +181,10 @@ def run_profile(run_dir, engine: str, profile: str, images: np.ndarray, source: 
                                 prefix=net.exec_args("eve"))
         cloud = dep.start_cloud("--json")
         spies = [Eavesdropper(name, dep.broker, login, shape)
-                 for name, login in EAVESDROPPERS.items()]
+                 for name, login in eavesdroppers(node).items()]
         dep.callback(lambda: [s.close() for s in spies])
-        edge = dep.start_edge("--source", source, "--count", len(images), "--json")
+        edge = dep.start_edge("--source", source, "--count", len(images), "--node-id", node,
+                              "--json")
         if edge.wait(timeout) != 0:
             raise RuntimeError(f"the edge node failed under {profile}:\n{edge.tail()}")
         time.sleep(1.0)  # the last frames reach the subscribers
@@ -176,6 +203,7 @@ def run_profile(run_dir, engine: str, profile: str, images: np.ndarray, source: 
 
 
 SNIFFER = "passive sniffer (wire)"
+DEFAULTS = {"source": SOURCE, "node": profiles.DEFAULT_NODES[0]}
 
 
 def sniffed(capture: Path, port: int) -> tuple[dict, dict]:
@@ -228,8 +256,10 @@ def table(rows: list[dict]) -> str:
 
 def command(result: dict, out) -> str:
     """The command that re-runs a result into `out`."""
+    extra = "".join(f" --{k} {result[k]}" for k in ("source", "node")
+                    if result.get(k, DEFAULTS[k]) != DEFAULTS[k])
     return (f"splitleak experiment network --engine {result['engine']} --frames "
-            f"{result['frames']}{' --wire' if result.get('wire') else ''} --out {out}")
+            f"{result['frames']}{extra}{' --wire' if result.get('wire') else ''} --out {out}")
 
 
 def problems(folder: Path) -> list[str]:

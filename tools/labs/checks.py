@@ -1,5 +1,12 @@
 """`splitleak lab check N`: per task, is what the handout's commands leave in the folder there,
-and does it belong to this student's variant? A check returns None when it holds, else a hint.
+does it belong to this student's variant, and does it hold when recomputed? A check returns
+None when it holds, else a hint naming what to run.
+
+Recomputed, not trusted: a model must load and match its manifest's sha256; captured frames
+must be what the student's own model gives on the student's own images (the stage is run
+again); a scored capture's top-1 is scored again from the student's decoder; a guessed password
+must match the salted hash the lab was started with. Typing a file's expected values into it
+therefore fails, and so does a classmate's folder (other node, seed, images and password).
 """
 
 import json
@@ -24,16 +31,27 @@ def _json(path: Path, last_line: bool = False) -> dict:
 
 
 def _target(folder: Path, v: dict, name: str = "target", split_after: int | None = None) -> str:
-    """The run's mobile-stage sha256, after checking it was trained with the student's seed."""
-    from splitleak.edge.runtime import sha256_file
+    """The run's mobile-stage sha256, after checking it loads, matches its manifest and was
+    trained with the student's seed."""
+    from splitleak.edge.runtime import MobileStage, sha256_file
 
     manifest = _json(folder / name / rundir.MANIFEST)
+    sha = sha256_file(rundir.mobile(folder / name)) if rundir.mobile(folder / name).is_file() \
+        else None
+    if sha is None or manifest.get("artifacts", {}).get(rundir.MOBILE_TFLITE) != sha:
+        raise Missing(f"{name}/{rundir.MOBILE_TFLITE} is missing or not the file its manifest "
+                      "names: train it again with the handout's command")
+    try:
+        MobileStage(rundir.mobile(folder / name))
+    except Exception:  # noqa: BLE001 - whatever the runtime says, it is not a model
+        raise Missing(f"{name}/{rundir.MOBILE_TFLITE} does not load as a TFLite model: train "
+                      "it again") from None
     if manifest["config"]["seed"] != v["seed"]:
         raise Missing(f"{name} was trained with seed {manifest['config']['seed']}, not yours "
                       f"({v['seed']}): pass --seed $SEED")
     if split_after is not None and manifest["split_after"] != split_after:
         raise Missing(f"{name} is cut after block {manifest['split_after']}, not {split_after}")
-    return sha256_file(rundir.mobile(folder / name))
+    return sha
 
 
 def _decoder(folder: Path, v: dict, name: str, target_sha: str) -> dict:
@@ -45,8 +63,9 @@ def _decoder(folder: Path, v: dict, name: str, target_sha: str) -> dict:
     return manifest
 
 
-def _frames(path: Path, v: dict) -> list:
-    """The frames of a capture file, all from the student's node, at least FRAMES of them."""
+def _frames(path: Path, v: dict, model: str = "target") -> list:
+    """The frames of a capture file, all from the student's node, at least FRAMES of them, each
+    what the student's `model` run gives on the student's private images."""
     if not path.is_file():
         raise Missing(f"{path} is missing")
     frames = []
@@ -61,6 +80,7 @@ def _frames(path: Path, v: dict) -> list:
                           f"node {v['node']}: pass --node-id $NODE")
     if len(frames) < v["frames"]:
         raise Missing(f"{path.name} holds {len(frames)} frames, expected {v['frames']}")
+    _published(path.parent, frames, v, model, path.name)
     return frames
 
 
@@ -73,8 +93,9 @@ def _status(path: Path, v: dict) -> dict:
     return json.loads(text)
 
 
-def _scored_capture(folder: Path, attack: str, v: dict) -> dict:
-    """eval.json's score of a capture against the private images."""
+def _scored_capture(folder: Path, attack: str, v: dict, capture: str = "capture.txt",
+                    model: str = "target") -> dict:
+    """eval.json's score of a capture against the private images, scored again here."""
     path = folder / attack / rundir.EVAL
     result = _json(path).get("blackbox", {}).get("capture")
     if not result or not result.get("reconstruction"):
@@ -83,7 +104,24 @@ def _scored_capture(folder: Path, attack: str, v: dict) -> dict:
     if result["n"] != v["frames"]:
         raise Missing(f"the capture scored in {path.relative_to(folder)} has {result['n']} frames, "
                       f"expected {v['frames']}")
+    _frames(folder / capture, v, model)
+    top1 = _top1(folder, attack, capture, result["n"])
+    if abs(top1 - result["reconstruction"]["identification"]["top1"]) > 1e-6:
+        raise Missing(f"{path.relative_to(folder)} says top-1 "
+                      f"{result['reconstruction']['identification']['top1']}, but {attack}'s "
+                      f"decoder on {capture} scores {top1}: run attack eval again")
     return result
+
+
+def _top1(folder: Path, attack: str, capture: str, n: int) -> float:
+    """Top-1 identification of the first `n` frames of a capture among the private images, as
+    `attack eval --from-capture ... --truth folder:private` scores it."""
+    from splitleak.attack import evaluate
+    from splitleak.cloud.data import load_source
+
+    truth = load_source(f"folder:{folder / 'private'}")
+    e = evaluate.score_capture(folder / attack, folder / capture, truth, limit=n)
+    return e.result["reconstruction"]["identification"]["top1"]
 
 
 # -- lab 1 -------------------------------------------------------------------------------------
@@ -158,7 +196,7 @@ def lab3(folder: Path, v: dict) -> dict:
     def captures():
         for k in CUTS:
             shape = tuple(_json(folder / f"target-k{k}" / rundir.MANIFEST)["activation"]["shape"])
-            frames = _frames(folder / f"capture-k{k}.txt", v)
+            frames = _frames(folder / f"capture-k{k}.txt", v, f"target-k{k}")
             if frames[0].activation.shape != shape:
                 raise Missing(f"capture-k{k}.txt holds {frames[0].activation.shape} activations, "
                               f"not target-k{k}'s {shape}: stream "
@@ -167,7 +205,7 @@ def lab3(folder: Path, v: dict) -> dict:
 
     def scores():
         for k in CUTS:
-            _scored_capture(folder, f"attack-k{k}", v)
+            _scored_capture(folder, f"attack-k{k}", v, f"capture-k{k}.txt", f"target-k{k}")
 
     return {1: targets, 2: decoders, 3: captures, 4: scores}
 
@@ -211,16 +249,25 @@ def lab5(folder: Path, v: dict) -> dict:
         _decoder(folder, v, "attack", _target(folder, v))
 
     def broker():
-        users = _json(folder / "broker" / "credentials.json")
-        if users.get(v["node"]) != v["password"]:
-            raise Missing("broker/credentials.json does not give your node the vendor's "
-                          "password: start the broker with --password \"$NODE=$(cat vendor/password)\"")
+        log = _line(folder / "broker.log", "amqtt broker, profile auth")
+        if f"port {v['port']}" not in log and f":{v['port']}" not in log:
+            raise Missing(f"broker.log is not an auth broker on your port {v['port']}: start it "
+                          "as task 2 does")
+        saved = _json(folder / "broker" / "credentials.json")
+        if v["node"] not in _line(folder / "broker.log", f"  {v['node']}:") or _is_password(
+                saved.get(v["node"]), v):
+            raise Missing("the broker does not know your node, or keeps the device's password "
+                          "in clear: start it with --password \"$NODE=$(cat vendor/password)\"")
 
     def guess():
         g = _json(folder / "guess.json")
-        if g.get("user") != v["node"] or g.get("password") != v["password"]:
+        if g.get("user") != v["node"] or not _is_password(g.get("password"), v):
             raise Missing(f"guess.json did not recover {v['node']}'s password: guess with "
                           "--user $NODE --wordlist wordlist.txt")
+        words = (folder / "wordlist.txt").read_text().split()
+        if g.get("tried") != words.index(g["password"]) + 1:
+            raise Missing(f"guess.json says {g.get('tried')} guesses, but the password is word "
+                          f"{words.index(g['password']) + 1} of wordlist.txt: guess again")
 
     def stolen():
         s = _json(folder / "stolen.out", last_line=True)
@@ -259,7 +306,8 @@ def _sniffed(path: Path, port: int):
     return spy.stats(), spy.frames
 
 
-def _published(folder: Path, frames: list, v: dict) -> None:
+def _published(folder: Path, frames: list, v: dict, model: str = "target",
+               where: str = "the capture") -> None:
     """The frames are what the student's own mobile stage gives on the student's own images."""
     import numpy as np
 
@@ -268,16 +316,16 @@ def _published(folder: Path, frames: list, v: dict) -> None:
 
     mine = [f for f in frames if f.node_id == v["node"]]
     if len(mine) < v["frames"]:
-        raise Missing(f"the capture holds {len(mine)} frames of {v['node']}, expected "
+        raise Missing(f"{where} holds {len(mine)} frames of {v['node']}, expected "
                       f"{v['frames']}: stream folder:private with --node-id $NODE")
     images, _ = read_folder(folder / "private")
-    expected = Device.from_model(rundir.mobile(folder / "target")).run(images)
+    expected = Device.from_model(rundir.mobile(folder / model)).run(images)
     for f in mine:
         got = f.as_float32()
         if got.shape != expected.shape[1:] or not np.allclose(got, expected[f.seq % len(images)],
                                                                atol=1e-5):
-            raise Missing(f"frame {f.seq} in the capture is not what target/mobile.tflite gives "
-                          "on private/: capture your own device's stream")
+            raise Missing(f"frame {f.seq} in {where} is not what {model}/mobile.tflite gives on "
+                          "private/: capture your own device's stream")
 
 
 def _net_down(v: dict) -> None:
@@ -382,6 +430,15 @@ def _line(path: Path, starts: str) -> str:
     if not lines:
         raise Missing(f"{path.name} has no '{starts}' line: run the command again")
     return lines[-1]
+
+
+def _is_password(guess, v: dict) -> bool:
+    """Whether `guess` is the device's password, by the salted hash lab.json keeps."""
+    from splitleak.tools.labs.lab import password_check
+
+    check = v.get("password_check") or {}
+    return isinstance(guess, str) and bool(check) and \
+        password_check(guess, check["salt"]) == check
 
 
 def _stopped(folder: Path, v: dict) -> None:

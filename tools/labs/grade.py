@@ -3,6 +3,8 @@
 One row per folder: the lab and the student (from its lab.json), each task ✔ or ✘ with the
 check's reason, and the folders it shares an artifact with: a model, decoder or capture whose
 bytes are identical in two students' folders was copied, since each student's seed differs.
+With the course key, each lab.json is also compared with the variant the key gives its student:
+a folder started with another key, or whose lab.json was edited, is named.
 """
 
 import csv
@@ -20,8 +22,16 @@ def fingerprints(folder: Path) -> dict[str, str]:
             for pattern in ARTIFACTS for p in sorted(Path(folder).glob(pattern)) if p.is_file()}
 
 
-def grade(folders) -> list[dict]:
-    """A row per folder: folder, lab, student, tasks {number: None or reason}, shared."""
+def _variant_problem(v: dict, key: str) -> str | None:
+    want = lab.variant(v["lab"], v.get("student"), v.get("size", "full"), key)
+    changed = [k for k in ("course", "seed", "node") if v.get(k) != want[k]]
+    return f"lab.json is not this course's variant for {v.get('student')} ({', '.join(changed)} " \
+        "differ): started with another key, or edited" if changed else None
+
+
+def grade(folders, key: str | None = None) -> list[dict]:
+    """A row per folder: folder, lab, student, tasks {number: None or reason}, shared (and with
+    `key`, the course key, a "variant" task 0 when lab.json is not the key's)."""
     rows = []
     for folder in map(Path, folders):
         try:
@@ -31,9 +41,11 @@ def grade(folders) -> list[dict]:
             rows.append({"folder": str(folder), "lab": None, "student": None, "error": str(exc),
                          "tasks": {}, "shared": [], "_prints": {}})
             continue
+        tasks = dict(checks.run(v["lab"], folder, v))
+        if key is not None:
+            tasks = {0: _variant_problem(v, key)} | tasks
         rows.append({"folder": str(folder), "lab": v["lab"], "student": v.get("student"),
-                     "tasks": dict(checks.run(v["lab"], folder, v)), "shared": [],
-                     "_prints": fingerprints(folder)})
+                     "tasks": tasks, "shared": [], "_prints": fingerprints(folder)})
     owners: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         for digest in set(row["_prints"].values()):
