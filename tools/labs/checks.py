@@ -463,7 +463,10 @@ def run(n: int, folder: Path, v: dict) -> list[tuple[int, str | None]]:
             check()
             out.append((number, None))
         except Missing as exc:
-            out.append((number, str(exc).replace(f"{folder}/", "")))
+            hint = str(exc).replace(f"{folder}/", "")
+            if hint.endswith("is missing"):  # name the task that makes it, not just the file
+                hint += f": run task {number}'s commands (and the tasks before it)"
+            out.append((number, hint))
         except (KeyError, TypeError, ValueError) as exc:
             out.append((number, f"an output of this task is malformed ({exc}); run it again"))
     return out
