@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from splitleak.tools.bench.soak import rss_mib
+from splitleak.tools.bench.soak import memory_change, memory_lines, rss_mib
 from splitleak.tools.bench.target import ENGINE, data_args, finished_run
 
 NODES = 1_000_000  # fake node ids, one frame each
@@ -98,8 +98,7 @@ def run(run_dir=None, *, split_after: int | None = None, engine: str = ENGINE,
         cloud.stop()
         spy.stop()
         real, cloud_summary, spy_summary = edge.json(), cloud.json(), spy.json()
-    memory = {name: {"start_mib": round(start[name], 1), "end_mib": round(end[name], 1),
-                     "change": round(end[name] / start[name] - 1, 4)} for name in pids}
+    memory = memory_change(start, end)
     return {"bench": "flood", "engine": engine, "nodes": nodes, "max_nodes": max_nodes,
             "answered": answered, "flood_seconds": round(flood_seconds, 1),
             "nodes_per_second": round(nodes / flood_seconds, 1),
@@ -119,7 +118,4 @@ def describe(r: dict) -> str:
              f"{r['cloud_nodes_evicted']}; eavesdropper kept {r['eavesdropper_nodes_kept']}, "
              f"evicted {r['eavesdropper_nodes_evicted']}); a real node after it: "
              f"{r['real_answered']} of {r['real_sent']} frames answered"]
-    lines += [f"  {name}: {m['start_mib']} -> {m['end_mib']} MiB ({m['change']:+.1%})"
-              for name, m in r["memory"].items()]
-    lines.append("passed" if r["passed"] else "FAILED")
-    return "\n".join(lines)
+    return "\n".join(lines + memory_lines(r))
