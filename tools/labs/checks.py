@@ -101,10 +101,16 @@ def lab3(folder: Path, v: dict) -> dict:
 
 def lab4(folder: Path, v: dict) -> dict:
     def epsilon():
+        from splitleak.cloud import privacy
+
         e = ev.doc(folder / "epsilon.json")
         if (e["n"], e["noise_multiplier"], e["epochs"]) != (v["limit"], 0.7, v["epochs"]):
             raise Missing(f"epsilon.json is for n={e['n']}, z={e['noise_multiplier']}, "
                           f"{e['epochs']} epochs; expected n=$LIMIT, z=0.7, $EPOCHS epochs")
+        again = privacy.statement(v["limit"], 32, 0.7, v["epochs"], 1e-5, "poisson")["epsilon"]
+        if any(abs(again[k] - e["epsilon"][k]) > 1e-6 for k in again):
+            raise Missing(f"epsilon.json's ε {e['epsilon']} is not what the accountants give "
+                          f"({again}): run task 1's command again")
 
     def sweep():
         from dataclasses import replace
@@ -119,6 +125,8 @@ def lab4(folder: Path, v: dict) -> dict:
                           "run the sweep again, it resumes")
         if not any((r["epsilon"] or {}).get("rdp") for r in done.values()):
             raise Missing("no DP-SGD row with an ε in sweep/results.json")
+        for s in want:  # each deployment's accuracy, evaluated again on the student's models
+            ev.deployed_accuracy(folder, done[s.key()], s.name)
 
     def read():
         for name in ("results.md", "privacy-utility.png", "report.html"):

@@ -221,6 +221,22 @@ def is_password(guess, v: dict) -> bool:
         password_check(guess, check["salt"]) == check
 
 
+def deployed_accuracy(folder: Path, row: dict, name: str) -> None:
+    """A sweep row's validation accuracy is what its target, as deployed with its defence,
+    scores when evaluated again (tools/experiments/job.deployment)."""
+    from splitleak.cloud.data import load_protocol
+    from splitleak.tools.experiments.job import deployment
+
+    target = Path(row["target"]) if Path(row["target"]).is_absolute() else folder / row["target"]
+    if not (target / rundir.HEAD_KERAS).is_file():
+        raise Missing(f"{name}'s target {row['target']} is not in this folder's sweep: run the "
+                      "sweep here")
+    again = deployment(target, load_protocol("lite"), row["setting"]["defense"])["accuracy"]
+    if abs(again - row["accuracy"]) > 1e-6:
+        raise Missing(f"{name}: sweep/results.json says accuracy {row['accuracy']:.3f}, its "
+                      f"target scores {again:.3f} when evaluated again: run the sweep again")
+
+
 def stopped(folder: Path, v: dict) -> None:
     """The lab's broker ran, and nothing listens on its port any more."""
     from splitleak.broker.server import port_open
