@@ -156,8 +156,8 @@ def published(folder: Path, frames: list, v: dict, model: str = "target",
         got = f.as_float32()
         if got.shape != expected.shape[1:] or not np.allclose(got, expected[f.seq % len(images)],
                                                                atol=1e-5):
-            raise Missing(f"frame {f.seq} in {where} is not what {model}/mobile.tflite gives on "
-                          "private/: capture your own device's stream")
+            raise Missing(f"frame {f.seq} in {where} is not what {model}/{rundir.MOBILE_TFLITE} "
+                          "gives on private/: capture your own device's stream")
 
 
 def net_down(v: dict) -> None:

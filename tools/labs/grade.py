@@ -11,9 +11,11 @@ import csv
 import hashlib
 from pathlib import Path
 
+from splitleak.cloud import rundir
 from splitleak.tools.labs import checks, lab
 
-ARTIFACTS = ("*/mobile.tflite", "*/decoder.keras", "capture*.txt", "*.pcap", "stolen.txt")
+ARTIFACTS = (f"*/{rundir.MOBILE_TFLITE}", f"*/{rundir.DECODER}", "capture*.txt", "*.pcap",
+             "stolen.txt")
 
 
 def fingerprints(folder: Path) -> dict[str, str]:
