@@ -28,6 +28,7 @@ log = logging.getLogger("splitleak.attack")
 CONNECT, PUBLISH = 1, 3
 TLS_HANDSHAKE = 0x16  # the content type byte every TLS connection opens with
 MQTT_PORT = 1883
+CAPTURE_BUFFER = 64 << 20  # bytes the kernel may queue for the capture socket
 
 
 def varint(data: bytes, at: int) -> tuple[int, int] | None:
@@ -215,6 +216,8 @@ def listen(sniffer: Sniffer, iface: str, stop: threading.Event, every: float = 0
     `on_ready()` once the capture runs, `on_batch` with each [(frame, image)] batch."""
     from scapy.sendrecv import AsyncSniffer
 
+    conf.bufsize = CAPTURE_BUFFER  # scapy's 64 KiB drops segments of a burst: the kernel
+    # queues what this thread has not read yet, up to its net.core.rmem_max (root lifts that)
     capture = AsyncSniffer(iface=iface, session=TCPSession, prn=sniffer.on_packet, store=False,
                            started_callback=on_ready)
     capture.start()
