@@ -19,7 +19,7 @@ from PIL import Image
 
 from splitleak.attack.blackbox import reconstruct
 from splitleak.broker import capture, topics
-from splitleak.broker.inbox import FrameInbox
+from splitleak.broker.inbox import MAX_NODES, FrameInbox, NodeTable
 from splitleak.broker.urls import DEFAULT_MQTT, connect, make_client, refusal_text
 
 log = logging.getLogger("splitleak.attack")
@@ -45,11 +45,12 @@ def save_png(root: Path, frame, png: bytes) -> None:
 
 class Eavesdropper:
     def __init__(self, decoder, broker: str, topic: str = topics.ALL_ACTIVATIONS, ca_file=None,
-                 protocol: str = DEFAULT_MQTT, save_dir=None, record=None, batch: int = 64):
+                 protocol: str = DEFAULT_MQTT, save_dir=None, record=None, batch: int = 64,
+                 max_nodes: int = MAX_NODES):
         self.decoder, self.topic, self.batch = decoder, topic, batch
         self.inbox = FrameInbox(decoder.input_shape[1:] if decoder else None, log)
         self.frames = self.reconstructed = 0
-        self.nodes: dict[str, int] = {}
+        self.nodes = NodeTable(int, log, max_nodes)  # frames per node, for a bounded set
         self.save_dir = Path(save_dir) if save_dir else None
         self.record = open(record, "a") if record else None  # noqa: SIM115 (closed in stop)
         self.page = None
@@ -64,7 +65,8 @@ class Eavesdropper:
     def stats(self) -> dict:
         return {"seen": self.inbox.seen, "frames": self.frames, "reconstructed": self.reconstructed,
                 "rejected": dict(self.inbox.rejected),
-                "rejected_total": sum(self.inbox.rejected.values()), "nodes": dict(self.nodes)}
+                "rejected_total": sum(self.inbox.rejected.values()), "nodes": dict(self.nodes),
+                "nodes_evicted": self.nodes.evicted}
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
         if reason_codes and reason_codes[0].is_failure:
@@ -99,7 +101,7 @@ class Eavesdropper:
         frames = [f for f in (self.inbox.decode(t, p) for t, p in messages) if f is not None]
         self.frames += len(frames)
         for frame in frames:
-            self.nodes[frame.node_id] = self.nodes.get(frame.node_id, 0) + 1
+            self.nodes[frame.node_id] += 1
         if not frames or self.decoder is None:
             return
         images = reconstruct(self.decoder, np.stack([f.as_float32() for f in frames]))

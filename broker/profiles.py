@@ -82,7 +82,9 @@ def write_private(path: Path, text: str) -> None:
 
 def load_or_create_passwords(directory: str | Path, names: list[str],
                              given: dict[str, str] | None = None) -> dict[str, str]:
-    """Passwords for `names`: given ones win, then those saved in the directory, else new."""
+    """Passwords for `names`: given ones win, then those saved in the directory, else new. Only
+    the saved and new ones are written to credentials.json: a given password stays with whoever
+    gave it (a device's own, say), and is not copied into the broker's folder in clear."""
     path = Path(directory) / CREDENTIALS_FILE
     saved = {}
     if path.exists():
@@ -94,8 +96,8 @@ def load_or_create_passwords(directory: str | Path, names: list[str],
     if unknown:
         raise ValueError(f"password given for unknown user {sorted(unknown)[0]!r}; "
                          f"users are {', '.join(names)}")
-    passwords = {n: (given or {}).get(n) or saved.get(n) or secrets.token_urlsafe(12)
-                 for n in names}
-    if passwords != saved:
-        write_private(path, json.dumps(passwords, indent=2) + "\n")
-    return passwords
+    given = {n: p for n, p in (given or {}).items() if p}
+    kept = {n: saved.get(n) or secrets.token_urlsafe(12) for n in names if n not in given}
+    if kept != saved:
+        write_private(path, json.dumps(kept, indent=2) + "\n")
+    return {n: given.get(n) or kept[n] for n in names}

@@ -30,13 +30,13 @@ import gc
 import logging
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 
 from splitleak.broker import topics, wire
-from splitleak.broker.inbox import Rejections, decode_frame
+from splitleak.broker.inbox import MAX_NODES, NodeTable, Rejections, decode_frame
 from splitleak.broker.stats import percentiles
 from splitleak.broker.urls import DEFAULT_MQTT, CallerLoop, acknowledged, connect, make_client, refusal_text
 from splitleak.cloud import rundir
@@ -59,6 +59,7 @@ class NodeStats:
     def __init__(self):
         self.frames = self.duplicates = self.closed_gaps = 0
         self.state = "unknown"
+        self.refused = False  # its status announced a mobile stage this head does not accept
         self.started_at = None
         self._new_sequence()
 
@@ -135,7 +136,7 @@ class CloudHead:
 
     def __init__(self, run_dir, broker: str, ca_file=None, batch: int = BATCH,
                  client_id: str = "splitleak-cloud", protocol: str = DEFAULT_MQTT,
-                 share: str | None = None):
+                 share: str | None = None, max_nodes: int = MAX_NODES):
         self.run_dir = Path(run_dir)
         activations = topics.shared(share, topics.ALL_ACTIVATIONS) if share else topics.ALL_ACTIVATIONS
         self.share = share
@@ -145,8 +146,7 @@ class CloudHead:
         self.classify = load_head(self.run_dir / rundir.HEAD_KERAS, self.shape)
         self.batch = batch
         self.inbox: list = []  # (topic, payload, mid, qos), filled by on_message in loop.step
-        self.nodes: dict[str, NodeStats] = defaultdict(NodeStats)
-        self.refused_nodes: set[str] = set()
+        self.nodes = NodeTable(NodeStats, log, max_nodes)  # a flood of fake ids stays bounded
         self.rejected = Rejections(log)
         self.accepted = 0
         self.predictions_refused = 0
@@ -267,7 +267,7 @@ class CloudHead:
     # --- checking messages ------------------------------------------------------------------
 
     def _decode(self, node: str, topic: str, payload: bytes) -> wire.Frame | None:
-        if node in self.refused_nodes:
+        if node in self.nodes and self.nodes[node].refused:
             return self.rejected("model_mismatch", node, "the node runs another mobile stage")
         try:
             frame = decode_frame(node, topic, payload, self.shape)
@@ -297,23 +297,24 @@ class CloudHead:
                         "frames will be rejected; update the older side", node,
                         status["wire_version"], wire.VERSION)
         sha = status["model_sha256"]
+        stats = self.nodes[node]
         if not self.models or sha in self.models.values():
-            if node in self.refused_nodes:
+            if stats.refused:
                 log.info("node %s now runs the expected mobile stage: accepted again", node)
-            self.refused_nodes.discard(node)
+            stats.refused = False
             return
-        if node not in self.refused_nodes:
+        if not stats.refused:
             expected = " or ".join(f"{name} {h}" for name, h in self.models.items())
             log.warning("refusing node %s: its mobile stage has sha256 %s, but %s expects %s; "
                         "its frames are rejected (model_mismatch)", node, sha, self.run_dir,
                         expected)
-        self.refused_nodes.add(node)
+        stats.refused = True
 
     def summary(self) -> dict:
         seconds = (self.last_at - self.first_at) if self.first_at else 0.0
         nodes = {n: {"frames": s.frames, "gaps": None if self.share else s.gaps(),
                      "duplicates": s.duplicates,
-                     "state": s.state, "refused": n in self.refused_nodes}
+                     "state": s.state, "refused": s.refused}
                  for n, s in sorted(self.nodes.items())}
         return {
             "accepted": self.accepted,
@@ -323,6 +324,7 @@ class CloudHead:
             "share": self.share,
             "predictions_refused": self.predictions_refused,
             "nodes": nodes,
+            "nodes_evicted": self.nodes.evicted,  # forgotten to keep within max_nodes
             "seconds": round(seconds, 3),
             "frames_per_second": round(self.accepted / seconds, 1) if seconds > 0 else None,
             "latency_ms": percentiles(np.array(self.latencies) * 1e3),

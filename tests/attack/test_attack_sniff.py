@@ -100,3 +100,17 @@ def test_mqtt5_properties_are_cut_out_before_scapy_reads_the_packet():
 def test_a_missing_capture_file_is_one_line(tmp_path):
     with pytest.raises(FileNotFoundError, match="no capture file"):
         sniff.read_pcap(sniff.Sniffer(), tmp_path / "none.pcap")
+
+
+def test_a_segment_retransmitted_after_its_packet_was_read_counts_its_frame_once(tmp_path):
+    small = [frame("cam-2", seq, shape=(1, 1, 32))[0] for seq in range(3)]
+    stream = connect(4, b"cam-2") + b"".join(publish(4, topics.activations("cam-2"), p)
+                                             for p in small)
+    packets = segments(DEVICE, BROKER, 40005, 1883, stream)
+    assert len(packets) == 2  # SYN, then one segment with the login and the three frames
+    packets.append(packets[-1].copy())  # that segment, sent again once it was read
+    wrpcap(str(tmp_path / "again.pcap"), packets)
+    spy = sniff.Sniffer(port=1883)
+    sniff.read_pcap(spy, tmp_path / "again.pcap")
+    s = spy.stats()
+    assert (s["frames"], s["nodes"], s["repeats"]) == (3, {"cam-2": 3}, 3)

@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import json
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -100,6 +101,8 @@ def test_passwords_are_kept_in_the_directory(tmp_path):
     assert profiles.load_or_create_passwords(tmp_path, ["edge", "cloud"]) == first
     given = profiles.load_or_create_passwords(tmp_path, ["edge", "cloud"], {"edge": "pw"})
     assert given == {"edge": "pw", "cloud": first["cloud"]}
+    saved = json.loads((tmp_path / "credentials.json").read_text())
+    assert saved == {"cloud": first["cloud"]}  # a given password is not written down in clear
     assert (tmp_path / "credentials.json").stat().st_mode & 0o077 == 0
     with pytest.raises(ValueError, match="unknown user"):
         profiles.load_or_create_passwords(tmp_path, ["edge"], {"mallory": "x"})

@@ -57,3 +57,16 @@ def test_bench_soak_short_form(tiny_run, omniglot_dir):
     assert report["lost"] == 0 and report["cloud_gaps"] == 0 and report["samples"] >= 2
     assert set(report["memory"]) == {"edge", "cloud", "eavesdropper", "broker"}
     assert all(m["start_mib"] > 0 for m in report["memory"].values())
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_bench_flood_short_form_keeps_the_subscribers_bounded(tiny_run):
+    """`splitleak bench flood` in seconds (the documented long form: 1,000,000 ids)."""
+    result = splitleak("bench", "flood", "--run", tiny_run, "--nodes", 3000, "--max-nodes", 200,
+                       "--json", timeout=300)
+    report = json.loads(result.stdout)
+    assert result.returncode == 0 and report["passed"], result.stdout[-3000:]
+    assert report["answered"] == 3000 and report["real_answered"] == report["real_sent"] == 20
+    for who in ("cloud", "eavesdropper"):  # 3,000 fake ids and the real one, 200 kept
+        assert report[f"{who}_nodes_kept"] == 200 and report[f"{who}_nodes_evicted"] == 2801

@@ -69,3 +69,17 @@ def test_the_training_python_is_the_one_the_build_files_name():
     assert project["tool"]["ruff"]["target-version"] == "py" + TRAIN_PYTHON.replace(".", "")
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^PYTHON \?= (\S+)$", makefile, re.M).group(1) == f"python{TRAIN_PYTHON}"
+
+
+def test_without_mosquitto_sub_the_doctor_fails_and_names_mosquitto_clients(monkeypatch):
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
+    item = doctor.check_mosquitto_sub()
+    assert not item.ok and item.required and "apt-get install mosquitto-clients" in item.fix
+
+
+def test_the_lab_network_is_optional_and_says_what_it_lacks(monkeypatch):
+    from splitleak.tools.deploy import netns
+
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    item = doctor.check_lab_network()
+    assert not item.ok and not item.required and "sudo" in item.fix

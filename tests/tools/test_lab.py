@@ -35,8 +35,7 @@ def test_each_handout_has_timed_tasks_with_commands_and_a_check_per_task(n, tmp_
 
 def test_a_students_variant_is_stable_and_differs_from_anothers():
     a, again, b = lab.variant(2, "alice"), lab.variant(2, "alice"), lab.variant(2, "bob")
-    assert {k: a[k] for k in ("seed", "node", "password")} == {
-        k: again[k] for k in ("seed", "node", "password")}
+    assert {k: a[k] for k in ("seed", "node")} == {k: again[k] for k in ("seed", "node")}
     assert a["seed"] != b["seed"] and a["node"] != b["node"]
     short = lab.variant(4, "alice", "short")  # lab 4 trains on fewer images than the others
     assert short["limit"] == lab.sizes(4, "short")["LIMIT"] < lab.SIZES["short"]["LIMIT"]
@@ -52,7 +51,10 @@ def test_start_writes_the_variant_its_images_and_env(tmp_path, omniglot_dir, cap
     assert len(list((folder / "private").glob("*.png"))) == v["frames"]
     env = (folder / "lab.env").read_text()
     assert f"export NODE={v['node']}" in env and f"export SEED={v['seed']}" in env
-    assert v["password"] in (folder / "wordlist.txt").read_text().split()
+    password = (folder / "vendor" / "password").read_text().strip()
+    assert password in (folder / "wordlist.txt").read_text().split()
+    assert password not in (folder / "lab.json").read_text()  # a salted hash only
+    assert lab.password_check(password, v["password_check"]["salt"]) == v["password_check"]
     other = tmp_path / "other"
     cli.main(["lab", "start", "5", "--dir", str(other), "--student", "bob", "--size", "short",
               "--omniglot-dir", str(omniglot_dir)])
@@ -134,23 +136,69 @@ def test_guess_refuses_a_broker_that_is_not_on_this_machine(tmp_path, capsys):
     assert "only a broker on this machine" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-@pytest.mark.e2e
-@pytest.mark.parametrize("n", lab.TITLES)
-def test_each_lab_passes_its_check_after_its_own_commands(n, tmp_path, omniglot_dir):
+def _run_and_check(n: int, folder: Path, omniglot_dir, student: str) -> dict:
     """The handout's commands, as written, in a scratch folder (short size); then `lab check`."""
-    folder = tmp_path / f"lab{n}"
-    lab.start(n, folder, f"ci-{n}", size="short", omniglot_dir=omniglot_dir)
-    splitleak = [sys.executable, "-m", "splitleak.tools.cli"]
-    bin_dir = Path(sys.executable).parent  # `splitleak` and python3 of this environment first
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    run = subprocess.run(splitleak + ["lab", "run", str(n), "--dir", str(folder)], env=env,
+    v = lab.start(n, folder, student, size="short", omniglot_dir=omniglot_dir)
+    run = subprocess.run(SPLITLEAK + ["lab", "run", str(n), "--dir", str(folder)], env=ENV,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    check = subprocess.run(splitleak + ["lab", "check", str(n), "--dir", str(folder)], env=env,
+    check = subprocess.run(SPLITLEAK + ["lab", "check", str(n), "--dir", str(folder)], env=ENV,
                            capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count("✔") == len(lab.tasks(n))
+    return v
+
+
+SPLITLEAK = [sys.executable, "-m", "splitleak.tools.cli"]
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # this env's
+ON_A_HOST = [n for n in lab.TITLES if n not in lab.ROOT_LABS]
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.parametrize("n", ON_A_HOST)
+def test_each_lab_passes_its_check_after_its_own_commands(n, tmp_path, omniglot_dir):
+    _run_and_check(n, tmp_path / f"lab{n}", omniglot_dir, f"ci-{n}")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_lab6_passes_after_its_commands_and_fails_on_a_copied_or_forged_capture(
+        tmp_path, omniglot_dir):
+    from scapy.utils import wrpcap
+
+    from splitleak.broker import topics, wire
+    from splitleak.cloud import rundir
+    from splitleak.tools.deploy import netns
+    from tests.attack.test_attack_sniff import connect, publish, segments
+
+    try:
+        netns.check_can_make()
+    except netns.NetError as exc:
+        pytest.skip(str(exc))
+    folder = tmp_path / "lab6"
+    v = _run_and_check(6, folder, omniglot_dir, "ci-6")
+    # a classmate copies the folder, keeping their own lab.json: another node, another password
+    mate = tmp_path / "mate"
+    subprocess.run(["cp", "-a", folder, mate], check=True)
+    lab.start(6, tmp_path / "fresh", "ci-mate", size="short", omniglot_dir=omniglot_dir)
+    (mate / "lab.json").write_text((tmp_path / "fresh" / "lab.json").read_text())
+    hints = dict(lab_checks.run(6, mate, lab.load(mate)))
+    assert "plain.pcap holds no login of pi-ci-mate with its broker password" == hints[3]
+    # a forged capture: the right login, frames of the right node that the model never gave
+    password = json.loads((folder / "broker" / "credentials.json").read_text())[v["node"]]
+    node = v["node"].encode()
+    stream = connect(4, b"edge", node, password.encode())
+    shape = rundir.activation_shape(folder / "target")
+    for seq in range(v["frames"]):
+        values = np.random.default_rng(seq).normal(size=shape).astype(np.float32)
+        stream += publish(4, topics.activations(v["node"]),
+                          wire.encode(wire.Frame(v["node"], seq, 1.0, values)))
+    net = netns.LabNet(prefix=v["net"])
+    wrpcap(str(folder / "plain.pcap"), segments(net.address("device"), net.address("broker"),
+                                                40000, v["port"], stream))
+    hints = dict(lab_checks.run(6, folder, v))
+    assert hints[2] is None and "is not what target/mobile.tflite gives" in hints[3]
 
 
 def _table_rows(text: str) -> dict:
@@ -279,3 +327,76 @@ def test_every_committed_lab_record_was_made_by_the_code_as_it_is():
         if why:
             stale[path.name] = why
     assert not stale, f"re-run `splitleak lab record N --students alice bob carol`: {stale}"
+
+
+def test_check_runs_from_inside_the_lab_folder(tmp_path, omniglot_dir, capsys, monkeypatch):
+    lab.start(2, tmp_path / "mine", "alice", size="short", omniglot_dir=omniglot_dir)
+    monkeypatch.chdir(tmp_path / "mine")
+    assert cli.main(["lab", "check", "2", "--json"]) == 1  # checked here: every task still to do
+    assert json.loads(capsys.readouterr().out)["tasks"]
+    monkeypatch.chdir(tmp_path)  # elsewhere: ./lab2, which is not there
+    assert cli.main(["lab", "check", "2"]) == 2
+    assert "lab2 is not a lab folder" in capsys.readouterr().err
+
+
+def test_grade_lists_each_folder_its_reasons_and_the_artifacts_two_share(tmp_path, omniglot_dir,
+                                                                         capsys):
+    import csv
+
+    for student in ("alice", "bob", "carol"):
+        lab.start(2, tmp_path / student, student, size="short", omniglot_dir=omniglot_dir)
+    for student in ("alice", "bob"):  # bob's model is alice's, byte for byte
+        (tmp_path / student / "target").mkdir()
+        (tmp_path / student / "target" / "mobile.tflite").write_bytes(b"alice's model")
+    (tmp_path / "stray").mkdir()
+    folders = [str(tmp_path / name) for name in ("alice", "bob", "carol", "stray")]
+    assert cli.main(["lab", "grade", *folders, "--csv", str(tmp_path / "grades.csv")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("lab 2, student") == 3 and "0/4 tasks" in out and "    task 1: " in out
+    assert f"shares an artifact with {tmp_path / 'bob'} (copied?)" in out
+    assert f"✘ {tmp_path / 'stray'}: " in out and "not a lab folder" in out
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
+    assert [r["student"] for r in rows] == ["alice", "bob", "carol", ""]
+    assert rows[2]["shared with"] == "" and rows[1]["shared with"] == str(tmp_path / "alice")
+    assert rows[0]["passed"] == "0/4" and rows[0]["task 1"] and rows[0]["task 1"] != "ok"
+
+
+def test_a_course_key_changes_every_secret_and_passwords_never_collide(monkeypatch):
+    students = [f"s{i:04d}" for i in range(300)]
+    public = {s: lab.variant(5, s) for s in students}
+    monkeypatch.setenv(lab.ENV_COURSE_KEY, "the instructor's secret")
+    keyed = {s: lab.variant(5, s) for s in students}
+    assert all(public[s]["seed"] != keyed[s]["seed"] for s in students[:20])
+    assert keyed["s0001"]["course"] == lab.key_id("the instructor's secret") != \
+        public["s0001"]["course"]
+    words = {lab.vendor_password(s).split("-")[0] for s in students}
+    assert len(words) > 30  # the word itself still repeats across a class, as 63 words must,
+    assert len({lab.vendor_password(s) for s in students}) == len(students)  # the password never
+    assert lab.vendor_password("s0001") != lab.vendor_password("s0001", "another course")
+
+
+def test_checks_refuse_a_fake_model_and_outputs_typed_from_lab_json(tmp_path, omniglot_dir):
+    v = lab.start(5, tmp_path, "alice", size="short", omniglot_dir=omniglot_dir)
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "mobile.tflite").write_bytes(b"not a model")
+    from splitleak.edge.runtime import sha256_file
+
+    (tmp_path / "target" / "manifest.json").write_text(json.dumps({
+        "config": {"seed": v["seed"]}, "split_after": 4,
+        "artifacts": {"mobile.tflite": sha256_file(tmp_path / "target" / "mobile.tflite")}}))
+    (tmp_path / "guess.json").write_text(json.dumps({"user": v["node"], "password": "password",
+                                                     "tried": 2}))
+    hints = dict(lab_checks.run(5, tmp_path, v))
+    assert "does not load as a TFLite model" in hints[1]
+    assert f"did not recover {v['node']}'s password" in hints[3]
+
+
+def test_grade_with_the_course_key_names_a_folder_started_with_another(tmp_path, omniglot_dir,
+                                                                       capsys):
+    lab.start(1, tmp_path / "ours", "alice", size="short", omniglot_dir=omniglot_dir, key="K")
+    lab.start(1, tmp_path / "public", "bob", size="short", omniglot_dir=omniglot_dir)
+    from splitleak.tools.labs import grade
+
+    rows = {r["student"]: r for r in grade.grade([tmp_path / "ours", tmp_path / "public"], "K")}
+    assert rows["alice"]["tasks"][0] is None
+    assert "not this course's variant for bob (course, seed" in rows["bob"]["tasks"][0]

@@ -157,8 +157,15 @@ def test_the_lab_sweep_leaves_what_lab_4s_check_reads(monkeypatch, tmp_path):
     (tmp_path / "sweep.json").write_text(json.dumps(TINY | {"seed": 4711}))
     assert cli.main(["experiment", "sweep", "--preset", "lab", "--config",
                      str(tmp_path / "sweep.json"), "--out", str(tmp_path / "sweep")]) == 0
+    from splitleak.tools.experiments.settings import preset
+    from splitleak.tools.labs import evidence
+
+    checked = []  # the stub trains no model to evaluate again: record what would be
+    monkeypatch.setattr(evidence, "deployed_accuracy", lambda folder, row, name: checked.append(
+        (name, row["setting"]["seed"])))
     steps = checks.lab4(tmp_path, {})
     steps[2]()  # every lab setting, with the student's seed, in sweep/results.json
+    assert checked == [(s.name, 4711) for s in preset("lab")]
     steps[3]()  # results.md, the plot and report.html in sweep/
     cfg = results.read_config(tmp_path / "sweep" / "results")
     assert cfg["seeds"] == [4711] and "--seeds" not in cfg["command"]

@@ -242,6 +242,19 @@ def soak_sentence(r: dict, src: str) -> str:
             f"ms; memory {memory} ({_source(r, src)})")
 
 
+def flood_sentence(r: dict, src: str) -> str:
+    """The flood run: fake ids, what each subscriber kept, memory, the real node."""
+    f = r["flood"]
+    memory = ", ".join(f"{name} {m['start_mib']} → {m['end_mib']} MiB ({m['change']:+.1%})"
+                       for name, m in f["memory"].items())
+    return (f"{f['nodes']:,} fake node ids through {BROKER_NAMES.get(f['engine'], f['engine'])} "
+            f"in {f['flood_seconds']:g} s, {f['answered']:,} answered; the cloud head kept "
+            f"{f['cloud_nodes_kept']:,} nodes and forgot {f['cloud_nodes_evicted']:,}, the "
+            f"eavesdropper kept {f['eavesdropper_nodes_kept']:,}; memory {memory}; a real node "
+            f"after it: {f['real_answered']} of {f['real_sent']} frames answered; "
+            + ("passed" if f["passed"] else "FAILED") + f" ({_source(r, src)})")
+
+
 def faults_sentence(r: dict, src: str) -> str:
     """The faults run: per node sent, acknowledged, answered; losses; the restarted head."""
     f = r["faults"]
@@ -271,7 +284,8 @@ GENERATORS = {"all": lambda r, src: markdown(r), "dp-speed": dp_speed,
               "tflite-k2-k4": tflite_k2_k4, "int8-ratios": int8_ratios,
               "int8-parity": int8_parity, "parity": parity, "pipeline": pipeline_table,
               "pipeline-depth": pipeline_depth, "scaling": scaling, "fuzz": fuzz_table,
-              "soak": soak_sentence, "faults": faults_sentence, "demo": demo}
+              "soak": soak_sentence, "flood": flood_sentence, "faults": faults_sentence,
+              "demo": demo}
 GENERATORS |= {f"pipeline-{engine}-{fleet}": partial(pipeline_row, engine=engine, fleet=fleet)
                for engine in ENGINES for fleet in PIPELINE_FRAMES}
 

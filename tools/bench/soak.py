@@ -71,9 +71,7 @@ def run(run_dir: Path | None = None, *, split_after: int | None = None, engine: 
     if len(samples) < 2:
         raise ValueError(f"the run was too short to sample memory twice after the {warmup:g} s "
                          "warm-up: give --seconds more")
-    memory = {name: {"start_mib": round(samples[0][name], 1), "end_mib": round(samples[-1][name], 1),
-                     "change": round(samples[-1][name] / samples[0][name] - 1, 4)}
-              for name in pids}
+    memory = memory_change(samples[0], samples[-1])
     sent = edge_summary["sent"]
     return {"bench": "soak", "engine": engine, "nodes": nodes, "rate_hz": rate,
             "seconds": seconds, "warmup_s": warmup, "samples": len(samples), "sent": sent,
@@ -96,7 +94,16 @@ def describe(r: dict) -> str:
              f"predictions {r['predictions']}, lost {r['lost']}, cloud gaps {r['cloud_gaps']}, "
              f"eavesdropper {r['eavesdropper_frames']} frames; latency p50 {lat.get('p50')} ms, "
              f"p99 {lat.get('p99')} ms"]
-    lines += [f"  {name}: {m['start_mib']} -> {m['end_mib']} MiB ({m['change']:+.1%})"
-              for name, m in r["memory"].items()]
-    lines.append("passed" if r["passed"] else "FAILED")
-    return "\n".join(lines)
+    return "\n".join(lines + memory_lines(r))
+
+
+def memory_change(start: dict, end: dict) -> dict:
+    """Per process: resident MiB at start and end, and the relative change."""
+    return {name: {"start_mib": round(start[name], 1), "end_mib": round(end[name], 1),
+                   "change": round(end[name] / start[name] - 1, 4)} for name in start}
+
+
+def memory_lines(r: dict) -> list[str]:
+    """A report's memory per process, then its verdict."""
+    return [f"  {name}: {m['start_mib']} -> {m['end_mib']} MiB ({m['change']:+.1%})"
+            for name, m in r["memory"].items()] + ["passed" if r["passed"] else "FAILED"]

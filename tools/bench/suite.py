@@ -23,10 +23,10 @@ from pathlib import Path
 
 from splitleak.cloud import rundir
 from splitleak.cloud.config import SPLITS, TrainConfig
-from splitleak.tools.bench import attack, dp, faults, fuzz, pipeline, soak, tflite
+from splitleak.tools.bench import attack, dp, faults, flood, fuzz, pipeline, soak, tflite
 
 PARTS = ("demo", "tflite", "pipeline", "depth", "scaling", "attack", "dp", "fuzz", "soak",
-         "faults")
+         "flood", "faults")
 PACKAGES = ("tensorflow", "ai-edge-litert", "tflite-runtime", "numpy", "paho-mqtt", "amqtt",
             "tensorflow-privacy", "dp-accounting")
 ENGINES = ("mosquitto", "amqtt")  # the pipeline part's brokers, in the report's order
@@ -34,7 +34,8 @@ ENGINES = ("mosquitto", "amqtt")  # the pipeline part's brokers, in the report's
 PIPELINE_FRAMES = {1: (3000, 200), 10: (600, 30)}  # frames per node, by fleet size
 SIZES = {"tflite_runs": (tflite.RUNS, 30), "attack_frames": (attack.FRAMES, 200),
          "dp_epochs": (dp.EPOCHS, 2), "dp_limit": (None, 128), "depth_frames": (3000, 100),
-         "fuzz_messages": (fuzz.MESSAGES, 300), "soak_seconds": (soak.SECONDS, 8.0)}
+         "fuzz_messages": (fuzz.MESSAGES, 300), "soak_seconds": (soak.SECONDS, 8.0),
+         "flood_nodes": (flood.NODES, 5000), "flood_max_nodes": (None, 500)}
 # the faults part runs at its defaults even with --quick: the broker must save (every 30 s)
 # before each of its kills
 
@@ -177,6 +178,9 @@ def _parts(report: dict, splits, run_dir: Path | None, decoder: Path, skip, q: i
                           for engine in ENGINES]
     if "soak" not in skip:
         report["soak"] = soak.run(run_dir, seconds=SIZES["soak_seconds"][q])
+    if "flood" not in skip:
+        report["flood"] = flood.run(run_dir, nodes=SIZES["flood_nodes"][q],
+                                    max_nodes=SIZES["flood_max_nodes"][q], progress=False)
     if "faults" not in skip:
         report["faults"] = faults.run(run_dir)
 
@@ -214,6 +218,12 @@ def summary(r: dict) -> dict:
                      "memory_change_max": max(abs(m["change"])
                                               for m in r["soak"]["memory"].values()),
                      "passed": r["soak"]["passed"]}
+    if "flood" in r:
+        f = r["flood"]
+        s["flood"] = {"nodes": f["nodes"], "max_nodes": f["max_nodes"],
+                      "memory_change_max": max(m["change"] for m in f["memory"].values()),
+                      "real_answered": f["real_answered"], "real_sent": f["real_sent"],
+                      "passed": f["passed"]}
     if "faults" in r:
         s["faults"] = {"lost_by_design": r["faults"]["lost_by_design"],
                        "unexplained": r["faults"]["unexplained"],
@@ -253,6 +263,13 @@ def markdown(r: dict) -> str:
         v = s["soak"]
         rows.append(("soak: a fleet at a fixed rate", f"{v['sent']:,} frames, {v['lost']} lost, "
                      f"memory within {v['memory_change_max']:.1%}, "
+                     + ("passed" if v["passed"] else "FAILED")))
+    if "flood" in s:
+        v = s["flood"]
+        rows.append(("flood: fake node ids, one frame each", f"{v['nodes']:,} ids, each subscriber "
+                     f"keeping {v['max_nodes']:,} nodes: memory grew at most "
+                     f"{v['memory_change_max']:.1%}; a real node after it: {v['real_answered']} "
+                     f"of {v['real_sent']} frames answered, "
                      + ("passed" if v["passed"] else "FAILED")))
     if "faults" in s:
         v = s["faults"]

@@ -30,6 +30,8 @@ COMMANDS = {
     "privacy": ("splitleak.tools.cli.privacy", "ε of a DP-SGD run, as trained (dp-accounting)"),
     "doctor": ("splitleak.tools.cli.doctor", "check the set-up the labs need, with a fix per ✘"),
     "lab": ("splitleak.tools.cli.lab", "security-class labs: list, start N, check N"),
+    "net": ("splitleak.tools.cli.net",
+            "the lab network: namespaces on a hub, where a passive eavesdropper captures"),
     "pi-emu": ("splitleak.tools.cli.pi_emu",
                "an emulated Raspberry Pi (arm64 Debian under QEMU) for the edge node"),
 }

@@ -5,6 +5,7 @@
   eval      reconstruct a split through the target, score MSE/PSNR/SSIM against baselines
   whitebox  optimisation-based inversion with the stage's weights (rMLE + total variation)
   live      reconstruct the devices' inputs from the MQTT activation topic (cmd_attack_live)
+  sniff     the same off the wire, with no broker account: a capture or an interface
   guess     online password guessing against a broker on this machine (loopback only)
 """
 
@@ -14,6 +15,7 @@ from splitleak.attack.config import ARCHS, LOSSES, WHITEBOX_IMAGES, TrainConfig,
 from splitleak.cloud import rundir
 from splitleak.cloud.data import PROTOCOLS
 from splitleak.tools.cli import attack_live as live
+from splitleak.tools.cli import attack_sniff as sniff
 from splitleak.tools.cli.options import add_data_options, add_defense_option, positive
 
 DEFAULTS = TrainConfig()
@@ -96,6 +98,11 @@ def add_arguments(parser) -> None:
                        description=live.__doc__)
     live.add_arguments(p)
     p.set_defaults(_attack=live.run)
+
+    p = sub.add_parser("sniff", help="read frames and passwords off the wire (passive)",
+                       description=sniff.__doc__)
+    sniff.add_arguments(p)
+    p.set_defaults(_attack=sniff.run)
 
     p = sub.add_parser("guess", help="guess a user's password from a word list (local broker only)")
     p.set_defaults(_attack=_guess)

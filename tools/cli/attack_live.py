@@ -3,7 +3,14 @@
 import json
 
 from splitleak.broker import topics
-from splitleak.tools.cli.options import BROKER_HELP, add_mqtt_option, broker_from, host_port
+from splitleak.tools.cli.options import (
+    BROKER_HELP,
+    add_max_nodes_option,
+    add_mqtt_option,
+    broker_from,
+    host_port,
+    positive,
+)
 
 
 def add_arguments(parser) -> None:
@@ -21,6 +28,7 @@ def add_arguments(parser) -> None:
                         help="append every raw message to a capture file ('<topic> <hex>')")
     parser.add_argument("--count", type=int, help="stop after this many reconstructions")
     parser.add_argument("--json", action="store_true", help="print the final counters as JSON")
+    add_max_nodes_option(parser)
 
 
 def run(args) -> int:
@@ -30,12 +38,13 @@ def run(args) -> int:
     from splitleak.tools.cli import log_info, stop_on_signals
 
     log_info()
+    positive(max_nodes=args.max_nodes)
     web = host_port(args.web) if args.web else None
     if args.decoder is None and (web or args.save):
         raise ValueError("--web and --save show reconstructions: they need --decoder ATTACK_DIR")
     decoder = load_decoder(args.decoder)[0] if args.decoder else None
     spy = Eavesdropper(decoder, broker_from(args), args.topic, ca_file=args.ca, protocol=args.mqtt,
-                       save_dir=args.save, record=args.record)
+                       save_dir=args.save, record=args.record, max_nodes=args.max_nodes)
     stop = stop_on_signals()
     if web:
         spy.page = LivePage(*web, args.topic, spy.stats, decoder.input_shape[1:])

@@ -7,6 +7,7 @@ lost frames and latency from capture on the edge to the prediction published by 
 behind a fresh broker (goal: 1,000 frames/s on a 2-core CPU).
 `dp`: seconds per epoch of DP-SGD training against non-private training of the same network
 (ours on Poisson batches; ours and tensorflow-privacy's on shuffled batches).
+`flood`: fake node ids without end against the subscribers' per-node state.
 `all`: every benchmark in one JSON; `docs` rewrites the figures README.md and docs/ quote from it.
 """
 
@@ -17,7 +18,18 @@ from pathlib import Path
 from splitleak.broker.profiles import ENGINES
 from splitleak.cloud.config import SPLITS
 from splitleak.cloud.service import BATCH
-from splitleak.tools.bench import attack, docs, dp, faults, fuzz, pipeline, soak, suite, tflite
+from splitleak.tools.bench import (
+    attack,
+    docs,
+    dp,
+    faults,
+    flood,
+    fuzz,
+    pipeline,
+    soak,
+    suite,
+    tflite,
+)
 from splitleak.tools.bench.target import ENGINE
 from splitleak.tools.cli.options import add_data_options, add_run_options
 
@@ -82,6 +94,20 @@ def add_arguments(parser) -> None:
                    help=f"frames/s per node (default: {soak.RATE:g})")
     p.add_argument("--seconds", type=float, default=soak.SECONDS,
                    help=f"how long (default: {soak.SECONDS:g})")
+    add_data_options(p)
+    p = _bench(sub, "flood", _flood, flood.describe,
+               "fake node ids without end: do the subscribers' memory and a real node hold?",
+               "Publishes one valid frame from each of --nodes fake node ids through a fresh "
+               "broker (paced by the cloud head's answers), with the cloud head and the "
+               "eavesdropper each keeping at most --max-nodes nodes, then streams a real node. "
+               f"Passes (exit 0) when neither subscriber's resident memory grew more than "
+               f"{flood.FLAT * 100:g} % after the first {flood.WARMUP * 100:g} % of the flood and "
+               "every real frame was answered.")
+    _deployment_options(p)
+    p.add_argument("--nodes", type=int, default=flood.NODES,
+                   help=f"fake node ids (default: {flood.NODES})")
+    p.add_argument("--max-nodes", type=int, metavar="N",
+                   help="nodes each subscriber keeps (default: theirs)")
     add_data_options(p)
     p = _bench(sub, "faults", _faults, faults.describe,
                "crashes mid-stream: broker twice, cloud head, an edge node; what is lost, and why",
@@ -194,6 +220,12 @@ def _fuzz(args) -> dict:
 def _soak(args) -> dict:
     return soak.run(args.run, split_after=args.split_after, engine=args.engine, nodes=args.nodes,
                     rate=args.rate, seconds=args.seconds, omniglot_dir=args.omniglot_dir)
+
+
+def _flood(args) -> dict:
+    return flood.run(args.run, split_after=args.split_after, engine=args.engine, nodes=args.nodes,
+                     max_nodes=args.max_nodes, omniglot_dir=args.omniglot_dir,
+                     progress=not args.json)
 
 
 def _faults(args) -> dict:

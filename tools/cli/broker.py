@@ -53,13 +53,20 @@ def _passwords(pairs: list[str]) -> dict[str, str]:
     return result
 
 
-def _print_banner(broker, tls_names=()) -> None:
+def _print_banner(broker, tls_names=(), given=()) -> None:
+    """What a user needs to connect; a password given with --password is not printed (it
+    stays with whoever gave it, as it stays out of credentials.json)."""
     print(f"{broker.engine} broker, profile {broker.profile}, listening on "
           f"{broker.host}:{broker.port}; files in {broker.directory}")
     if broker.profile == "open":
         print(f"  url: {broker.url}")
     for user in broker.passwords:
-        print(f"  {user + ':':10} {broker.url_for(user)}")
+        if user in given:
+            from splitleak.broker.urls import parse_url
+
+            print(f"  {user + ':':10} {parse_url(broker.url_for(user))} (the password given)")
+        else:
+            print(f"  {user + ':':10} {broker.url_for(user)}")
     if broker.ca_file:
         from splitleak.broker.certs import server_names
 
@@ -86,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     handlers = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        _print_banner(broker, args.tls_name)
+        _print_banner(broker, args.tls_name, _passwords(args.password))
         while broker.is_running() and not stop.wait(0.5):
             pass
         died = not broker.is_running()

@@ -16,7 +16,13 @@ import os
 import time
 
 from splitleak.cloud.service import BATCH
-from splitleak.tools.cli.options import add_broker_options, broker_from, credentials_from
+from splitleak.tools.cli.options import (
+    add_broker_options,
+    add_max_nodes_option,
+    broker_from,
+    credentials_from,
+    positive,
+)
 
 CLOUD_USER = "cloud"
 
@@ -32,6 +38,7 @@ def add_arguments(parser) -> None:
                         help="MQTT client id, the key of the broker's session for this head "
                              "(default: splitleak-cloud; with --share, splitleak-cloud-GROUP-PID)")
     parser.add_argument("--count", type=int, help="stop after this many frames")
+    add_max_nodes_option(parser)
     parser.add_argument("--stats", action="store_true",
                         help="print throughput and latency every 5 s and at the end")
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -56,11 +63,13 @@ def run(args) -> int:
     log_info()
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
+    positive(max_nodes=args.max_nodes)
     url = broker_url(args)
     client_id = args.client_id or (f"splitleak-cloud-{args.share}-{os.getpid()}" if args.share
                                    else "splitleak-cloud")
     head = CloudHead(args.run, url, ca_file=args.ca, batch=args.batch, client_id=client_id,
-                     protocol="5" if args.share else args.mqtt, share=args.share)
+                     protocol="5" if args.share else args.mqtt, share=args.share,
+                     max_nodes=args.max_nodes)
     stop = stop_on_signals()
     try:
         head.start()

@@ -19,7 +19,8 @@
   network   one stream under each broker profile (open, auth, tls) with eavesdroppers holding no
             credentials, a wrong password, the attacker's own account, a stolen edge credential
             and a stolen cloud credential: frames received by the cloud and by each, and how
-            well each eavesdropper's frames are reconstructed (top-1 identification)
+            well each eavesdropper's frames are reconstructed (top-1 identification); --wire
+            runs it on the lab network, with a passive sniffer on the wire as well
 """
 
 import argparse
@@ -79,11 +80,19 @@ def add_arguments(parser) -> None:
     p.add_argument("--engine", choices=ENGINES, default=network.ENGINE)
     p.add_argument("--profiles", nargs="+", choices=PROFILES, default=list(PROFILES))
     p.add_argument("--frames", type=int, default=network.FRAMES,
-                   help="lite test images streamed (max 1000)")
+                   help="images streamed (at most the source's: 1000 lite test images)")
+    p.add_argument("--source", default=network.SOURCE, metavar="SOURCE",
+                   help=f"what the edge streams: {network.SOURCE} or folder:DIR (default "
+                        f"{network.SOURCE})")
+    p.add_argument("--node", default=network.DEFAULTS["node"], metavar="ID",
+                   help=f"the edge node's id (default {network.DEFAULTS['node']})")
     p.add_argument("--run", type=Path, help=f"reused or trained (default: {default_run_dir()})")
     p.add_argument("--decoder", type=Path, metavar="ATTACK_DIR",
                    help=f"reused or trained against --run (default: {default_attack_dir()})")
     p.add_argument("--out", type=Path, default=network.OUT)
+    p.add_argument("--wire", action="store_true",
+                   help="on the lab network (root): the edge node on its own host, and a passive "
+                        "sniffer with no account capturing the wire")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     add_data_options(p)
 
@@ -94,7 +103,8 @@ def run(args) -> int:
                 "docs": _docs}[args.experiment](args)
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         result = network.run_experiment(args.run, args.decoder, args.engine, args.profiles,
-                                        args.frames, args.out, args.omniglot_dir)
+                                        args.frames, args.out, args.omniglot_dir, args.wire,
+                                        args.source, args.node)
         print(network.table(result["rows"]) + f"wrote {args.out / 'results.json'}, results.md")
     if args.json:  # progress went to stderr
         print(json.dumps(result, indent=2))

@@ -5,6 +5,8 @@ with the embedded broker. Handouts: docs/labs/labN.md; instructor notes: docs/la
   start N   prepare a working folder for lab N (your variant with --student ID), print task 1
   check N   ✔/✘ per task of lab N in a folder, with a hint per ✘
   run N     run every command of lab N's handout in a started folder (instructors, CI)
+  grade DIR...  the instructor's table: per student folder, each task ✔/✘ with its reason, and
+            artifacts two folders share (copied); --csv FILE for a spreadsheet
   record N  run lab N for several student ids (--students), write the figures its instructor
             notes quote, per student, with the commit and machine, as JSON (--out)
   docs      rewrite the instructor notes' `<!-- lab:labN -->` tables from the committed records
@@ -30,6 +32,9 @@ def add_arguments(parser) -> None:
     p.add_argument("--student", metavar="ID",
                    help="your student id: seeds, node id, port and images derive from it")
     p.add_argument("--force", action="store_true", help="start even if the folder is not empty")
+    p.add_argument("--course-key", metavar="KEY",
+                   help=f"the instructor's secret: variants and passwords derive from it "
+                        f"(default: ${lab.ENV_COURSE_KEY}, else the public self-study key)")
     p.add_argument("--size", choices=lab.SIZES, default="full",
                    help="full: the lab as handed out; short: tiny training runs (CI, a dry run)")
     p.add_argument("--omniglot-dir", metavar="DIR", help="folder with the upstream Omniglot zips "
@@ -55,6 +60,15 @@ def add_arguments(parser) -> None:
     p.add_argument("--omniglot-dir", metavar="DIR", help="folder with the upstream Omniglot zips "
                    "(default: $SPLITLEAK_OMNIGLOT_DIR)")
 
+    p = sub.add_parser("grade", help="per student folder: each task ✔/✘ with its reason")
+    p.set_defaults(_lab=_grade)
+    p.add_argument("folders", nargs="+", type=Path, metavar="DIR", help="students' lab folders")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="also write the table as CSV")
+    p.add_argument("--course-key", metavar="KEY",
+                   help="also check each lab.json is the variant this key gives its student "
+                        "(task 0); default: $SPLITLEAK_COURSE_KEY if set")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+
     p = sub.add_parser("docs", help="the instructor notes' figures, from docs/results/labs")
     p.set_defaults(_lab=_docs)
     p.add_argument("--check", action="store_true",
@@ -62,15 +76,25 @@ def add_arguments(parser) -> None:
 
 
 def _dir(p) -> None:
-    p.add_argument("--dir", type=Path, metavar="DIR", help="the lab folder (default: ./labN)")
+    p.add_argument("--dir", type=Path, metavar="DIR",
+                   help="the lab folder (default: this folder if it is lab N's, else ./labN)")
 
 
 def run(args) -> int:
     if getattr(args, "n", None) is not None:
         lab.check_lab(args.n)
-        if "dir" in vars(args):
-            args.dir = args.dir or Path(f"lab{args.n}")
+        if "dir" in vars(args) and args.dir is None:
+            args.dir = Path(f"lab{args.n}") if args._lab is _start else _here_or_default(args.n)
     return args._lab(args)
+
+
+def _here_or_default(n: int) -> Path:
+    """This folder when it is lab n's (commands run inside it), else ./labN."""
+    try:
+        lab.load(Path("."), n)
+    except ValueError:
+        return Path(f"lab{n}")
+    return Path(".")
 
 
 def _list(args) -> int:
@@ -82,7 +106,8 @@ def _list(args) -> int:
 
 
 def _start(args) -> int:
-    v = lab.start(args.n, args.dir, args.student, args.force, args.size, args.omniglot_dir)
+    v = lab.start(args.n, args.dir, args.student, args.force, args.size, args.omniglot_dir,
+                  args.course_key)
     first = lab.tasks(args.n)[0]
     print(f"lab {args.n} ready in {args.dir}/ for student {v['student']} (node {v['node']}, "
           f"broker port {v['port']}, seed {v['seed']}).\nHandout: {lab.handout(args.n)}\n"
@@ -126,6 +151,19 @@ def _record(args) -> int:
         print(f"splitleak lab record: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}: lab {args.n}'s figures for {len(args.students)} students")
+    return 0
+
+
+def _grade(args) -> int:
+    import os
+
+    from splitleak.tools.labs import grade
+
+    rows = grade.grade(args.folders, args.course_key or os.environ.get(lab.ENV_COURSE_KEY))
+    print(json.dumps(rows, indent=1) if args.json else grade.render(rows))
+    if args.csv:
+        grade.write_csv(rows, args.csv)
+        print(f"wrote {args.csv}", file=sys.stderr)
     return 0
 
 

@@ -19,6 +19,15 @@ def add_data_options(parser) -> None:
                              "else tensorflow-datasets, which downloads when online)")
 
 
+def add_max_nodes_option(parser) -> None:
+    from splitleak.broker.inbox import MAX_NODES
+
+    parser.add_argument("--max-nodes", type=int, default=MAX_NODES, metavar="N",
+                        help=f"keep per-node state for at most N nodes, forgetting the least "
+                             f"recently seen (a flood of fake node ids stays bounded; default "
+                             f"{MAX_NODES})")
+
+
 def add_mqtt_option(parser, help: str = "MQTT version") -> None:
     parser.add_argument("--mqtt", choices=MQTT_VERSIONS, default=DEFAULT_MQTT,
                         help=f"{help} (default {DEFAULT_MQTT})")

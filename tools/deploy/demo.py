@@ -36,8 +36,11 @@ class Deployment:
     """
 
     def __init__(self, run_dir, engine: str = "amqtt", profile: str = "open", directory=None,
-                 nodes=profiles.DEFAULT_NODES, bridge: str | None = None):
-        self.run_dir = Path(run_dir)
+                 nodes=profiles.DEFAULT_NODES, bridge: str | None = None, host: str = "127.0.0.1",
+                 edge_prefix=()):
+        """host: the address the broker listens on; edge_prefix: argv the edge nodes run under
+        (on the lab network: this process in the broker's namespace, the edge in the device's)."""
+        self.run_dir, self.host, self.edge_prefix = Path(run_dir), host, tuple(edge_prefix)
         self.engine, self.profile, self.nodes = engine, profile, tuple(nodes)
         self.bridge = bridge  # a broker URL this one bridges the splitleak topics to
         self.children: list[Node] = []
@@ -49,7 +52,7 @@ class Deployment:
                     tempfile.TemporaryDirectory(prefix="splitleak-broker-"))
             self._stack.callback(self._stop_all)
             self.directory = Path(directory)
-            self.port = free_port()
+            self.port = free_port(host)
             self.start_broker()
         except BaseException:
             self._stack.close()
@@ -67,7 +70,7 @@ class Deployment:
 
     def start_broker(self):
         self.broker = start_broker(self.engine, self.profile, self.port, self.directory,
-                                   nodes=self.nodes, bridge=self.bridge)
+                                   host=self.host, nodes=self.nodes, bridge=self.bridge)
         return self.broker
 
     def restart_broker(self, kill: bool = False, pause: float = 0.0):
@@ -96,10 +99,11 @@ class Deployment:
             args += ["--ca", self.broker.ca_file]
         return args
 
-    def start(self, name: str, *args, ready: str | None = None, wait: bool = True) -> Node:
+    def start(self, name: str, *args, ready: str | None = None, wait: bool = True,
+              prefix=()) -> Node:
         """`splitleak *args` as a child; waits for a line containing `ready` if given, unless
         `wait` is False (then `node.wait_for(node.ready)` later: children start side by side)."""
-        node = Node(name, *args)
+        node = Node(name, *args, prefix=prefix)
         node.ready = ready
         self.children.append(node)
         if ready and wait:
@@ -119,7 +123,7 @@ class Deployment:
     def start_edge(self, *args, int8: bool = False) -> Node:
         """An edge node running the run's mobile stage; pass --node-id, --source, --count, …"""
         return self.start("edge", "edge", "--model", rundir.mobile(self.run_dir, int8),
-                          *self.login(), *args)
+                          *self.login(), *args, prefix=self.edge_prefix)
 
 
 class PredictionLog:

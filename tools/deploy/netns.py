@@ -11,9 +11,11 @@ its own `eth0`. Real interfaces, real TCP: nothing crosses loopback, and nothing
 the machine's own interfaces, addresses or routes. Needs root and `ip` (iproute2).
 """
 
+import ctypes
 import os
 import shutil
 import subprocess
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -22,7 +24,7 @@ IFACE = "eth0"  # each host's interface on the hub
 WIRE_MTU = 1500  # Ethernet's
 
 
-class NetError(RuntimeError):
+class NetError(OSError):
     """The lab network cannot be made or reached here; the message says why and what to do."""
 
 
@@ -107,6 +109,28 @@ def down(net: LabNet = LabNet()) -> list[str]:
     for name in gone:
         subprocess.run(["ip", "netns", "delete", name], capture_output=True)
     return gone
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def enter(net: LabNet, role: str) -> None:
+    """Move this process into a host's namespace: its sockets and every process and thread it
+    starts afterwards are then that host's (an in-process amqtt broker, the subscribers). Only
+    before a second thread runs, which would stay behind."""
+    if threading.active_count() > 1:
+        raise RuntimeError("enter the lab network's namespace before starting threads")
+    path = f"/run/netns/{net.namespace(role)}"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        raise NetError(f"the lab network is not up (no {path})") from None
+    try:
+        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET):
+            raise NetError(f"cannot enter {net.namespace(role)}: "
+                           f"{os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -13,10 +13,11 @@ from splitleak.broker.server import stop_process
 class Node:
     """A `splitleak <command> …` child process whose output is read line by line."""
 
-    def __init__(self, name: str, *args):
+    def __init__(self, name: str, *args, prefix=()):
+        """prefix: argv to run the command under, e.g. LabNet.exec_args(host)."""
         self.name = name
         self.ready: str | None = None  # the line that says it is up (Deployment.start)
-        cmd = [sys.executable, "-m", "splitleak.tools.cli", *map(str, args)]
+        cmd = [*prefix, sys.executable, "-m", "splitleak.tools.cli", *map(str, args)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, start_new_session=True)  # Ctrl-C reaches us, we stop it
         self.lines: queue.Queue = queue.Queue()

@@ -25,10 +25,13 @@ CODE = (
     "edge/defences.py", "edge/runtime.py",
     "tools/experiments/job.py",
 )
-# the network experiment's path: the same, and the brokers, the node, the cloud head and itself
+# the network experiment's path: the same, the brokers, the node, the cloud head, the deployment
+# that starts them, the lab network and the passive sniffer (--wire), and itself
 NETWORK = CODE + tuple(f"broker/{name}.py" for name in (
     "amqtt_engine", "certs", "inbox", "mosquitto", "profiles", "running", "server", "topics",
-    "urls", "wire")) + ("edge/node.py", "cloud/service.py", "tools/experiments/network.py")
+    "urls", "wire")) + ("edge/node.py", "cloud/service.py", "tools/experiments/network.py",
+                        "tools/deploy/demo.py", "tools/deploy/processes.py",
+                        "tools/deploy/netns.py", "attack/sniff.py")
 ROOT = Path(__file__).resolve().parents[2]  # holds cloud/, attack/, edge/, tools/
 # `bench all` and the lab records measure nearly everything: every module of these folders
 BENCH = ("edge", "broker", "cloud", "attack", "tools/bench", "tools/deploy")

@@ -21,8 +21,9 @@ DEFENCE_SPLIT = 2  # the defences preset cuts where the undefended leak is total
 # rough seconds on our 2-core machines for the estimate printed before a sweep: a 20-epoch
 # target, the same under DP-SGD, a 40-epoch decoder by split depth (its input's size), the white
 # box on 64 images, the rest of one job's evaluations. From the steps' seconds that rows record
-# (provenance "steps"; K = 1 measured on 2026-12-05, the other depths scaled down from it).
-SECONDS = {"train": 220, "train_dp": 450, "decoder": {1: 960, 2: 600, 3: 420, 4: 300},
+# (provenance "steps" of docs/results/depth's seed-1 rows, 2026-12-05; K = 2..4 ran beside
+# other work, and K = 4's decoder stopped early).
+SECONDS = {"train": 220, "train_dp": 450, "decoder": {1: 960, 2: 530, 3: 580, 4: 150},
            "whitebox": 210, "evaluate": 60}
 LITE_IMAGES = 1700  # about the lite protocol's train and attacker split: what --limit scales
 NORMS = {"group": "GroupNorm", "batch": "BatchNorm", "none": "no normalisation"}

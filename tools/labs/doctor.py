@@ -1,7 +1,9 @@
 """The set-up a lab needs, item by item: ✔ or ✘ with the fix. Mosquitto is optional: the
-embedded broker (amqtt) is the default everywhere."""
+embedded broker (amqtt) is the default everywhere; its client `mosquitto_sub` is not (labs 1 and
+3 subscribe with it). Lab 6's network (root, `ip`) is optional: the other labs run without it."""
 
 import platform
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -23,7 +25,8 @@ class Item:
 def check_all(omniglot_dir, web: tuple[str, int]) -> list[Item]:
     """Every item, in the order they are shown."""
     return [check_python(), *check_packages(), check_tflite(), check_omniglot(omniglot_dir),
-            check_embedded_broker(), check_mosquitto(), check_web_port(*web)]
+            check_embedded_broker(), check_mosquitto(), check_mosquitto_sub(),
+            check_lab_network(), check_web_port(*web)]
 
 
 def passed(items: list[Item]) -> bool:
@@ -124,6 +127,26 @@ def check_mosquitto() -> Item:
     except OSError as exc:
         return Item("Mosquitto", False, "not installed (optional: labs use amqtt)",
                     str(exc).split(": ", 1)[-1], required=False)
+
+
+def check_mosquitto_sub() -> Item:
+    found = shutil.which("mosquitto_sub")
+    if found is None:
+        return Item("mosquitto_sub (labs 1 and 3)", False, "not installed",
+                    "apt-get install mosquitto-clients (Debian, Ubuntu, Raspberry Pi OS)")
+    return Item("mosquitto_sub (labs 1 and 3)", True, found)
+
+
+def check_lab_network() -> Item:
+    from splitleak.tools.deploy.netns import NetError, check_can_make
+
+    try:
+        check_can_make()
+    except NetError as exc:
+        return Item("lab network (lab 6)", False, str(exc).split(": ", 1)[0],
+                    str(exc).split(": ", 1)[-1], required=False)
+    return Item("lab network (lab 6)", True, "root and ip: network namespaces can be made",
+                required=False)
 
 
 def check_web_port(host: str, port: int) -> Item:

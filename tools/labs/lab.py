@@ -3,13 +3,18 @@
 A lab is its handout, docs/labs/labN.md: tasks (`## Task k — title (M min)`) whose ```bash
 blocks are the commands, in order. `start` writes the folder the commands run in: lab.json
 (the variant), lab.env (the variables the commands use) and the student's own inputs. The
-variant (seed, node id, port, streamed images, the vendor's password) comes from the student
-id, so two students' results differ; `tools/lab_checks.py` checks a folder against it.
+variant (seed, port, streamed images, the vendor's password) comes from an HMAC of the student
+id under the course key the instructor sets, so students cannot compute each other's; the node
+id is the student id's own (`pi-<id>`), so two students never share a node, a topic or a
+password. `checks.py` checks a folder against its variant.
 """
 
 import hashlib
+import hmac
 import json
+import os
 import re
+import secrets
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +28,9 @@ TITLES = {
     3: "Where to split: bytes on the wire against what leaks",
     4: "Does DP-SGD stop inference-time inversion? Edge noise and NoPeek",
     5: "Lock down the broker: weak passwords, TLS and ACLs",
+    6: "On the wire: a passive eavesdropper, a password in clear, and TLS",
 }
+ROOT_LABS = (6,)  # make network namespaces (tools/deploy/netns.py): run as root
 # What the commands train and stream. `short` is for CI and for trying a lab out (minutes).
 SIZES = {  # LIMIT: images each training run uses (1720: all of them)
     "full": {"EPOCHS": 8, "ATTACK_EPOCHS": 20, "LIMIT": 1720, "FRAMES": 60, "WHITEBOX": 16},
@@ -91,24 +98,64 @@ def run_script(n: int, folder: Path) -> int:
     """Run lab n's handout commands in its folder, in order, in one bash (set -e): background
     servers are stopped when the script ends. Returns bash's exit status."""
     load(folder, n)
+    if n in ROOT_LABS:
+        from splitleak.tools.deploy.netns import check_can_make
+
+        check_can_make()  # one line, before any command runs
     text = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script(n)
     return subprocess.run(["bash", "-c", text], cwd=folder).returncode
 
 
-def variant(n: int, student: str | None, size: str = "full") -> dict:
+DEFAULT_COURSE_KEY = "splitleak self-study"  # public: a class sets its own
+ENV_COURSE_KEY = "SPLITLEAK_COURSE_KEY"
+
+
+def course_key(key: str | None = None) -> str:
+    """The course key: given, else $SPLITLEAK_COURSE_KEY, else the public self-study one."""
+    return key or os.environ.get(ENV_COURSE_KEY) or DEFAULT_COURSE_KEY
+
+
+def key_id(key: str) -> str:
+    """A short public name of a course key (lab.json keeps it; the key itself stays out)."""
+    return hashlib.sha256(f"splitleak course key {key}".encode()).hexdigest()[:12]
+
+
+def _secret(key: str, student: str, purpose: str) -> int:
+    return int(hmac.new(key.encode(), f"{purpose}:{student}".encode(), "sha256").hexdigest(), 16)
+
+
+def vendor_password(student: str, key: str | None = None) -> str:
+    """Lab 5's device password: a common word, in the vendor's pattern `<word>-<node id>`.
+    The word comes from the course key; the node id makes it unique to the student."""
+    word = WORDS[_secret(course_key(key), student, "vendor password") % len(WORDS)]
+    return f"{word}-pi-{student}"
+
+
+def password_check(password: str, salt: str | None = None) -> dict:
+    """A salted hash of a password: enough to verify a guess, useless for reading it."""
+    salt = salt or secrets.token_hex(16)
+    return {"salt": salt, "sha256": hashlib.sha256(f"{salt}:{password}".encode()).hexdigest()}
+
+
+def variant(n: int, student: str | None, size: str = "full", key: str | None = None) -> dict:
     """The student's variant of lab n: everything the commands and the checks depend on."""
     student = student or "anonymous"
-    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", student):
-        raise ValueError(f"--student {student!r}: expected 1-64 letters, digits or _.@-")
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,60}", student):
+        raise ValueError(f"--student {student!r}: expected 1-60 letters, digits or _.@-")
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; expected one of {', '.join(SIZES)}")
-    h = int(hashlib.sha256(student.encode()).hexdigest(), 16)
-    seed = 1 + h % 99_991
-    rng = np.random.default_rng(seed)
-    return {"lab": n, "student": student, "size": size, "seed": seed,
-            "node": f"pi-{h % 16**6:06x}", "port": _port(20_000 + h % 20_000),
-            **{k.lower(): v for k, v in sizes(n, size).items()},
-            "password": str(rng.choice(WORDS))}
+    key = course_key(key)
+    h = _secret(key, student, "variant")
+    v = {"lab": n, "student": student, "size": size, "course": key_id(key),
+         "seed": 1 + h % 99_991, "node": f"pi-{student}", "port": _port(20_000 + h % 20_000),
+         **{k.lower(): v for k, v in sizes(n, size).items()}}
+    if n == 6:  # its own lab network; its broker's ports are that network's, not this machine's
+        from splitleak.tools.deploy.netns import LabNet
+
+        net = LabNet(prefix=f"lab6-{h % 16**6:06x}")
+        v |= {"net": net.prefix, "broker_host": net.address("broker"),
+              "port": 20_000 + h % 20_000, "tls_port": 20_000 + h % 20_000 + 1}
+    return v
 
 
 def sizes(n: int, size: str) -> dict:
@@ -124,7 +171,7 @@ def _port(preferred: int) -> int:
 
 
 def start(n: int, folder: Path, student: str | None, force: bool = False, size: str = "full",
-          omniglot_dir=None) -> dict:
+          omniglot_dir=None, key: str | None = None) -> dict:
     """Prepare `folder` for lab n: lab.json, lab.env, the private images, the lab's inputs."""
     from splitleak.cloud.data import load_source, resolve_dir
 
@@ -132,7 +179,7 @@ def start(n: int, folder: Path, student: str | None, force: bool = False, size: 
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()) and not force:
         raise ValueError(f"{folder} is not empty; choose another --dir or pass --force")
-    v = variant(n, student, size)
+    v = variant(n, student, size, key)
     source = resolve_dir(omniglot_dir)
     val = load_source("lite-val", source)  # the device's private inputs: its own task's images
     rng = np.random.default_rng(v["seed"])
@@ -143,11 +190,15 @@ def start(n: int, folder: Path, student: str | None, force: bool = False, size: 
         sweep = {"epochs": v["epochs"], "attack_epochs": v["attack_epochs"], "limit": v["limit"],
                  "whitebox_limit": v["whitebox"], "seed": v["seed"]}
         (folder / "sweep.json").write_text(json.dumps(sweep, indent=1) + "\n")
-    if n == 5:
-        (folder / "wordlist.txt").write_text("\n".join(WORDS) + "\n")
-        vendor = folder / "vendor"
+    if n == 5:  # the attacker's list: common words in the vendor's pattern
+        (folder / "wordlist.txt").write_text("".join(f"{w}-{v['node']}\n" for w in WORDS))
+        password = vendor_password(v["student"], key)
+        v["password_check"] = password_check(password)  # the only trace of it outside vendor/
+        vendor = folder / "vendor"  # the device's own storage: it logs in with it
         vendor.mkdir(exist_ok=True)
-        (vendor / "password").write_text(v["password"] + "\n")
+        from splitleak.broker.profiles import write_private
+
+        write_private(vendor / "password", password + "\n")
     (folder / "lab.json").write_text(json.dumps(v, indent=1))
     (folder / "lab.env").write_text(_env(v, source))
     return v
@@ -167,6 +218,9 @@ def _env(v: dict, omniglot_dir) -> str:
     values = {"LAB": v["lab"], "STUDENT": v["student"], "SEED": v["seed"], "NODE": v["node"],
               "PORT": v["port"], "BROKER": f"mqtt://127.0.0.1:{v['port']}",
               **{k: v[k.lower()] for k in sizes(v["lab"], v["size"])}}
+    if "net" in v:
+        values |= {"NET": v["net"], "BROKER_HOST": v["broker_host"], "TLS_PORT": v["tls_port"]}
+        del values["BROKER"]
     lines = [f"# splitleak lab {v['lab']}, student {v['student']} ({v['size']} size): "
              "`source lab.env` in every terminal you use for this lab",
              *(f"export {k}={val}" for k, val in values.items())]

@@ -17,8 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from splitleak.cloud import artifacts, rundir
-from splitleak.tools.labs import checks, lab
-from splitleak.tools.labs.checks import CUTS, Missing
+from splitleak.tools.labs import checks, evidence, lab
+from splitleak.tools.labs.checks import CUTS
+from splitleak.tools.labs.evidence import Missing
 
 
 class _Doc(dict):
@@ -41,7 +42,7 @@ def _wrap(path: Path, obj):
 
 
 def _doc(path: Path, last_line: bool = False) -> _Doc:
-    return _wrap(path, checks._json(path, last_line))
+    return _wrap(path, evidence.doc(path, last_line))
 
 
 def _frame_bytes(path: Path) -> int:
@@ -69,10 +70,12 @@ def _accuracy(folder: Path, run: str) -> float:
     return _doc(folder / run / rundir.METRICS)["val_accuracy"]
 
 
-def _scores(folder: Path, attack: str, v: dict) -> tuple[_Doc, _Doc]:
-    """eval.json's scored capture and its identification."""
+def _scores(folder: Path, attack: str, v: dict, capture: str = "capture.txt",
+            model: str = "target") -> tuple[_Doc, _Doc]:
+    """eval.json's scored capture (scored again: evidence.scored_capture) and its
+    identification."""
     path = folder / attack / rundir.EVAL
-    capture = _wrap(path, checks._scored_capture(folder, attack, v))
+    capture = _wrap(path, evidence.scored_capture(folder, attack, v, capture, model))
     return capture, capture["reconstruction"]["identification"]
 
 
@@ -81,7 +84,7 @@ def _scores(folder: Path, attack: str, v: dict) -> tuple[_Doc, _Doc]:
 def lab1(folder: Path, v: dict) -> dict:
     cloud = _doc(folder / "cloud.out", last_line=True)
     spy = _doc(folder / "spy.out", last_line=True)
-    first = checks._frames(folder / "capture.txt", v)[0]
+    first = evidence.frames(folder / "capture.txt", v)[0]
     return {
         "target validation accuracy": _accuracy(folder, "target"),
         "cloud: frames accepted": cloud["accepted"],
@@ -128,8 +131,8 @@ def lab3(folder: Path, v: dict) -> dict:
     out = {}
     for k in CUTS:
         shape = _doc(folder / f"target-k{k}" / rundir.MANIFEST)["activation"]["shape"]
-        checks._frames(folder / f"capture-k{k}.txt", v)
-        capture, ident = _scores(folder, f"attack-k{k}", v)
+        evidence.frames(folder / f"capture-k{k}.txt", v, f"target-k{k}")
+        capture, ident = _scores(folder, f"attack-k{k}", v, f"capture-k{k}.txt", f"target-k{k}")
         out |= {f"K={k}: activation": "x".join(map(str, shape)),
                 f"K={k}: bytes per frame": _frame_bytes(folder / f"capture-k{k}.txt"),
                 f"K={k}: validation accuracy": _accuracy(folder, f"target-k{k}"),
@@ -170,7 +173,7 @@ def lab4(folder: Path, v: dict) -> dict:
 def lab5(folder: Path, v: dict) -> dict:
     guess = _doc(folder / "guess.json")
     stolen = _doc(folder / "stolen.out", last_line=True)
-    checks._frames(folder / "stolen.txt", v)
+    evidence.frames(folder / "stolen.txt", v)
     out = {"guesses until found": guess["tried"], "candidates": guess["candidates"],
            "guessing (seconds)": guess["seconds"], "guesses per second": guess["guesses_per_s"],
            "stolen credential: frames seen": stolen["seen"],
@@ -186,7 +189,19 @@ def lab5(folder: Path, v: dict) -> dict:
     return out
 
 
-FIGURES = {1: lab1, 2: lab2, 3: lab3, 4: lab4, 5: lab5}
+def lab6(folder: Path, v: dict) -> dict:
+    out = {}
+    for name, port in (("plain", v["port"]), ("tls", v["tls_port"])):
+        s, _ = evidence.sniffed(folder / f"{name}.pcap", port)
+        out |= {f"{name}: MQTT packets read": s["mqtt_packets"], f"{name}: frames": s["frames"],
+                f"{name}: logins read": len(s["credentials"]),
+                f"{name}: passwords read": sum(1 for c in s["credentials"] if c["password"]),
+                f"{name}: unreadable segments": s["unreadable"]}
+    recon = len(list((folder / "recon" / v["node"]).glob("*.png")))
+    return out | {"plain: reconstructions saved": recon}
+
+
+FIGURES = {1: lab1, 2: lab2, 3: lab3, 4: lab4, 5: lab5, 6: lab6}
 
 
 def figures(n: int, folder: Path) -> dict:
