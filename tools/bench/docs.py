@@ -229,11 +229,16 @@ def fuzz_table(r: dict, src: str) -> str:
             + "\n".join(rows) + "\n")
 
 
+def _memory(processes: dict) -> str:
+    """Each process's resident memory at the start and end, and the change."""
+    return ", ".join(f"{name} {m['start_mib']} → {m['end_mib']} MiB ({m['change']:+.1%})"
+                     for name, m in processes.items())
+
+
 def soak_sentence(r: dict, src: str) -> str:
     """The soak run: frames, loss, latency and each process's memory."""
     s, lat = r["soak"], r["soak"]["latency_ms"] or {}
-    memory = ", ".join(f"{name} {m['start_mib']} → {m['end_mib']} MiB ({m['change']:+.1%})"
-                       for name, m in s["memory"].items())
+    memory = _memory(s["memory"])
     return (f"{s['nodes']} nodes × {s['rate_hz']:g} frames/s × {s['seconds']:g} s through "
             f"{BROKER_NAMES.get(s['engine'], s['engine'])}: {s['sent']:,} frames sent, "
             f"{s['acknowledged']:,} acknowledged, {s['predictions']:,} predictions back, "
@@ -245,8 +250,7 @@ def soak_sentence(r: dict, src: str) -> str:
 def flood_sentence(r: dict, src: str) -> str:
     """The flood run: fake ids, what each subscriber kept, memory, the real node."""
     f = r["flood"]
-    memory = ", ".join(f"{name} {m['start_mib']} → {m['end_mib']} MiB ({m['change']:+.1%})"
-                       for name, m in f["memory"].items())
+    memory = _memory(f["memory"])
     return (f"{f['nodes']:,} fake node ids through {BROKER_NAMES.get(f['engine'], f['engine'])} "
             f"in {f['flood_seconds']:g} s, {f['answered']:,} answered; the cloud head kept "
             f"{f['cloud_nodes_kept']:,} nodes and forgot {f['cloud_nodes_evicted']:,}, the "
