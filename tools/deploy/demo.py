@@ -183,11 +183,12 @@ def offline_labels(run_dir: Path, images: np.ndarray, defense: str | None = None
     return head.predict(activations, verbose=0).argmax(axis=1)
 
 
-def start_attacker(dep: Deployment, attack_dir, web: str, save: Path, count: int) -> Node:
+def start_attacker(dep: Deployment, attack_dir, web: str, save: Path, count: int | None) -> Node:
     """The eavesdropper: an ordinary subscriber of the activation topic, with its live page
-    (started, not yet waited for)."""
-    return dep.start_eavesdropper("--decoder", attack_dir, "--web", web, "--save", save,
-                                  "--count", count, "--json", wait=False)
+    (started, not yet waited for); it stops after `count` reconstructions, or when stopped."""
+    until = ("--count", count) if count is not None else ()
+    return dep.start_eavesdropper("--decoder", attack_dir, "--web", web, "--save", save, *until,
+                                  "--json", wait=False)
 
 
 def saved_reconstructions(folder: Path, node: str, count: int) -> np.ndarray:
