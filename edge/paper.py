@@ -1,10 +1,11 @@
 """A photo of ink on paper as the model's input: what the Omniglot training images look like.
 
-The steps: grayscale; a 3x3 blur against the sensor's grain; ink separated from paper by an adaptive threshold (a pixel is ink when it
-is darker than the mean of its neighbourhood by more than `contrast` grey levels, so shadows and
-uneven light do not matter); lone specks dropped; the ink's bounding box cropped with a margin,
-padded square with paper and resized to the model's input; ink = 1.0, paper = 0.0. A frame with
-too little ink gives None: nothing is written there, and the edge skips it.
+The steps: grayscale; a 3x3 blur against the sensor's grain; ink separated from paper by an
+adaptive threshold (a pixel is ink when it is darker than the mean of its neighbourhood by more
+than `contrast` grey levels, so shadows and uneven light do not matter); lone specks dropped; the
+ink's bounding box cropped with a margin, padded square with paper and resized to the model's
+input; ink = 1.0, paper = 0.0. A frame with too little ink gives None: nothing is written there,
+and the edge skips it.
 
 numpy and Pillow only: the Pi's camera path needs no OpenCV.
 """

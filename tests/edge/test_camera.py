@@ -91,7 +91,7 @@ def test_the_pi_camera_path_through_picamera2(monkeypatch, glyphs):
                         types.SimpleNamespace(Picamera2=FakePicamera2))
     monkeypatch.setattr(camera, "_opencv", lambda: None)  # picamera2 alone, no OpenCV
     inputs = camera.Inputs("camera", 105)
-    got = [image for _, image in zip(range(6), inputs)]
+    got = [image for _, image in zip(range(6), inputs, strict=False)]
     inputs.close()
     cam = FakePicamera2.made[-1]
     assert cam.config["main"] == {"size": camera.CAPTURE_SIZE, "format": "RGB888"}
@@ -109,7 +109,7 @@ def test_a_video_file_through_opencv(tmp_path, glyphs):
     got = list(inputs)
     inputs.close()
     assert len(got) == 4 and got[3] is None
-    assert [correlation(a, drawn(g)) >= 0.9 for a, g in zip(got[:3], glyphs)] == [True] * 3
+    assert [correlation(a, drawn(g)) >= 0.9 for a, g in zip(got[:3], glyphs[:3], strict=True)] == [True] * 3
 
 
 @pytest.mark.parametrize("source, message", [

@@ -35,4 +35,4 @@ def test_a_video_of_paper_streams_every_letter_and_skips_blank_pages(deploy, lit
     assert cloud.json()["accepted"] == n and spy.json()["nodes"] == {"cam": n}
     assert sorted(p.name for p in seen.iterdir()) == [f"{i:06d}.png" for i in range(n)]
     received = [ink_from_png((seen / f"{i:06d}.png").read_bytes()) for i in range(n)]
-    assert min(correlation(a, drawn(g)) for a, g in zip(received, glyphs)) >= 0.9
+    assert min(correlation(a, drawn(g)) for a, g in zip(received, glyphs, strict=True)) >= 0.9
