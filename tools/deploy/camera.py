@@ -17,10 +17,9 @@ from splitleak.edge.omniglot import ink_from_png
 from splitleak.tools.deploy.demo import (
     DEFENSE_SEED,
     Deployment,
-    PredictionLog,
     offline_labels,
     saved_reconstructions,
-    start_attacker,
+    start_listeners,
 )
 
 NODE = "demo-camera"
@@ -34,17 +33,8 @@ def run_live(run_dir: Path, source: str, count: int | None = None, engine: str =
     are sent, or Ctrl-C; the predictions, checked against the head offline, and the summaries."""
     out, seen = Path(out), Path(out) / "inputs"
     with Deployment(run_dir, engine) as dep:
-        print(f"broker: {engine} at {dep.broker.url}")
-        cloud = dep.start_cloud("--json", wait=False)
-        spy = start_attacker(dep, attack_dir, web, out / "reconstructions", None) \
-            if attack_dir else None
-        cloud.wait_for(cloud.ready)
-        if spy is not None:
-            spy.wait_for(spy.ready)
-            page = next((line.split()[-1] for line in spy.output if "live page at" in line), None)
-            print(f"attacker: live page at {page}", flush=True)
-        predictions = PredictionLog(dep.broker.url)
-        dep.callback(predictions.close)
+        cloud, spy, predictions = start_listeners(dep, attack_dir and (
+            attack_dir, web, out / "reconstructions", None))
         extra = (("--count", count) if count else ()) + (
             ("--defense", defense, "--defense-seed", defense_seed) if defense else ())
         edge = dep.start_edge("--node-id", NODE, "--source", source, "--preview", seen,

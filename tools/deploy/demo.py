@@ -191,6 +191,23 @@ def start_attacker(dep: Deployment, attack_dir, web: str, save: Path, count: int
                                   "--json", wait=False)
 
 
+def start_listeners(dep: Deployment, attacker: tuple | None):
+    """The cloud head, the eavesdropper (with `attacker`: start_attacker's arguments after `dep`)
+    and a prediction log, all subscribed: (cloud, spy or None, predictions)."""
+    print(f"broker: {dep.engine} at {dep.broker.url}")
+    cloud = dep.start_cloud("--json", wait=False)  # both load TensorFlow: side by side
+    spy = start_attacker(dep, *attacker) if attacker else None
+    cloud.wait_for(cloud.ready)
+    print(f"cloud head: pid {cloud.proc.pid}, subscribed")
+    if spy is not None:
+        spy.wait_for(spy.ready)
+        page = next((line.split()[-1] for line in spy.output if "live page at" in line), None)
+        print(f"attacker: pid {spy.proc.pid}, live page at {page}", flush=True)
+    predictions = PredictionLog(dep.broker.url)
+    dep.callback(predictions.close)
+    return cloud, spy, predictions
+
+
 def saved_reconstructions(folder: Path, node: str, count: int) -> np.ndarray:
     """The PNGs the eavesdropper saved for `node`, by sequence number, as images (ink = 1)."""
     from splitleak.edge.omniglot import ink_from_png
@@ -212,18 +229,8 @@ def run_pipeline(run_dir: Path, proto, count: int | None = None, engine: str = "
     count = min(count or len(images), len(images))
     node = "demo-node"
     with Deployment(run_dir, engine) as dep:
-        print(f"broker: {engine} at {dep.broker.url}")
-        cloud = dep.start_cloud("--json", wait=False)  # both load TensorFlow: side by side
-        spy = start_attacker(dep, attack_dir, web, out / "reconstructions", count) \
-            if attack_dir else None
-        cloud.wait_for(cloud.ready)
-        print(f"cloud head: pid {cloud.proc.pid}, subscribed")
-        if spy is not None:
-            spy.wait_for(spy.ready)
-            page = next((line.split()[-1] for line in spy.output if "live page at" in line), None)
-            print(f"attacker: pid {spy.proc.pid}, live page at {page}", flush=True)
-        predictions = PredictionLog(dep.broker.url)
-        dep.callback(predictions.close)
+        cloud, spy, predictions = start_listeners(dep, attack_dir and (
+            attack_dir, web, out / "reconstructions", count))
         guard = ("--defense", defense, "--defense-seed", defense_seed) if defense else ()
         edge = dep.start_edge("--node-id", node, "--source", "lite-val", "--count", count,
                               "--rate", rate, "--json", *guard)
