@@ -8,29 +8,20 @@ and records the frames (what anyone who can subscribe gets before training anyth
 """
 
 import base64
-import io
 import logging
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from splitleak.attack.blackbox import reconstruct
 from splitleak.broker import capture, topics
 from splitleak.broker.inbox import MAX_NODES, FrameInbox, NodeTable
 from splitleak.broker.urls import DEFAULT_MQTT, connect, make_client, refusal_text
+from splitleak.edge.omniglot import to_png
 
 log = logging.getLogger("splitleak.attack")
-
-
-def to_png(image: np.ndarray) -> bytes:
-    """A reconstruction (105, 105, 1) in [0, 1], ink = 1, as a PNG drawn black on white."""
-    pixels = np.round((1.0 - image[..., 0]) * 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def save_png(root: Path, frame, png: bytes) -> None:

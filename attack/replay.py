@@ -17,6 +17,7 @@ import numpy as np
 from splitleak.attack import live, scoring
 from splitleak.broker import capture
 from splitleak.broker.inbox import FrameInbox
+from splitleak.edge.omniglot import to_png
 
 log = logging.getLogger("splitleak.attack")
 
@@ -52,4 +53,4 @@ def score(frames, rejected: dict, recons: np.ndarray, capture_path,
 def save_pngs(folder, prefix: str, frames, recons: np.ndarray) -> None:
     """One PNG per frame: folder/prefix/<node>/<seq>.png."""
     for frame, image in zip(frames, recons, strict=True):
-        live.save_png(Path(folder) / prefix, frame, live.to_png(image))
+        live.save_png(Path(folder) / prefix, frame, to_png(image))

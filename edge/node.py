@@ -19,6 +19,7 @@ import select
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -35,8 +36,10 @@ from splitleak.broker.urls import (
     url_for_user,
 )
 from splitleak.edge.defences import Device
+from splitleak.edge.omniglot import to_png
 
 log = logging.getLogger("splitleak.edge")
+END = object()  # what next() gives once the frames are exhausted
 
 
 @dataclass
@@ -56,6 +59,7 @@ class EdgeConfig:
     defense: str | None = None  # edge/defences.py spec, applied to every frame
     seed: int | None = None  # the defence noise's seed (None: fresh)
     ack_log: str | None = None  # CSV node,seq,acked_at (unix s) of every acknowledged frame
+    preview: str | None = None  # a folder: each published frame's input as <seq>.png
 
     def node_ids(self) -> list[str]:
         """The node ids to emulate; checks the settings."""
@@ -186,19 +190,22 @@ class NodeLink:
                 "foreign_messages": self.foreign}
 
 
-def stream(cfg: EdgeConfig, images: np.ndarray) -> dict:
-    """Publish the activations of `images` (cycled up to `count`) from every node; summary."""
+def stream(cfg: EdgeConfig, images, stop=None) -> dict:
+    """Publish the activations of `images` from every node; summary.
+
+    `images`: an array, cycled up to cfg.count (default: once), or an iterable (a camera or a
+    video: up to cfg.count, or until it ends or `stop`, a threading.Event, is set), where None
+    stands for a frame the source skipped.
+    """
     links = [NodeLink(n, acked_at={} if cfg.ack_log else None) for n in cfg.node_ids()]
     device = Device.from_model(cfg.model, cfg.defense, cfg.seed)
-    count = cfg.count if cfg.count is not None else len(images)
-    if count < 0 or len(images) == 0:
-        raise ValueError("nothing to send: the source holds no images or --count is negative")
+    frames, total = _frames(images, cfg.count)
     online = wire.encode_status("online", device.stage.sha256, time.time(), device.spec)
     try:
         for link in links:
             link.open(cfg, online)
         cpu = time.process_time()
-        seconds = _publish_all(cfg, device, images, count, links)
+        seconds = _publish_all(cfg, device, frames, total, links, stop)
         _wait(links, lambda x: x.acked + x.refused >= x.sent, cfg.ack_timeout)
         _wait(links, lambda x: len(x.predictions) >= x.acked, cfg.prediction_timeout)
         cpu = time.process_time() - cpu
@@ -210,26 +217,61 @@ def stream(cfg: EdgeConfig, images: np.ndarray) -> dict:
     return _summary(links, seconds, device.stage.sha256, cpu) | {"defense": device.spec}
 
 
-def _publish_all(cfg: EdgeConfig, device: Device, images, count: int, links) -> float:
+def _frames(images, count: int | None):
+    """(an iterator of the images to publish, how many: None when a live source decides)."""
+    if count is not None and count < 0:
+        raise ValueError(f"--count must be zero or positive, got {count}")
+    if not isinstance(images, np.ndarray):
+        return iter(images), count
+    if len(images) == 0:
+        raise ValueError("nothing to send: the source holds no images")
+    count = len(images) if count is None else count
+    return (images[i % len(images)] for i in range(count)), count
+
+
+def _publish_all(cfg: EdgeConfig, device: Device, frames, total, links, stop) -> float:
     """Run the stage on each image once and publish it from every node, paced at cfg.rate.
 
-    The capture time in each frame is taken before the stage runs. Returns the seconds spent.
+    `cfg.rate` caps the frame rate: each frame has its slot, 1/rate after the last one's. The
+    capture time in each frame is taken before the image is read. Returns the seconds spent.
     """
-    start = time.monotonic()
-    for seq in tqdm(range(count), desc="edge frames", unit="frame", disable=not cfg.progress):
+    start, seq = time.monotonic(), 0
+    slot, period = start, 1.0 / cfg.rate if cfg.rate else 0.0
+    progress = tqdm(total=total, desc="edge frames", unit="frame", disable=not cfg.progress)
+    while (total is None or seq < total) and not (stop is not None and stop.is_set()):
         captured = time.time()
-        activation, scale, zero = device.publish_raw(images[seq % len(images)])
+        image = next(frames, END)
+        if image is END:
+            break
+        if image is None:  # a frame the source skipped: keep the connections alive
+            _pump(links, 0.0)
+            continue
+        activation, scale, zero = device.publish_raw(image)
+        if cfg.preview:
+            write_preview(cfg.preview, seq, image)
         for link in links:
             frame = wire.Frame(link.node_id, seq, captured, activation, scale, zero)
             info = link.client.publish(link.topic, wire.encode(frame), qos=1)
             if link.acked_at is not None:
                 link.pending[info.mid] = seq
             link.sent += 1
-        _pump(links, start + (seq + 1) / cfg.rate - time.monotonic() if cfg.rate else 0.0)
+        seq += 1
+        progress.update()
+        # the next frame's slot; a source that fell behind (skipped frames) starts afresh
+        slot = max(slot, time.monotonic() - period) + period
+        _pump(links, slot - time.monotonic())
         if any(x.refused for x in links):
             log.warning("the broker refuses frames: stopping")
             break
+    progress.close()
     return time.monotonic() - start
+
+
+def write_preview(folder, seq: int, image: np.ndarray) -> None:
+    """folder/<seq>.png: the input the stage ran on, black ink on white, for a person to see."""
+    path = Path(folder) / f"{seq:06d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(to_png(image))
 
 
 def write_ack_log(path: str, links: list[NodeLink]) -> None:

@@ -47,6 +47,15 @@ def ink_from_png(data: bytes) -> np.ndarray:
     return (1.0 - gray / 255.0)[..., None]
 
 
+def to_png(image: np.ndarray) -> bytes:
+    """An image (105, 105, 1) in [0, 1], ink = 1, as a PNG drawn black on white (the inverse
+    of `ink_from_png` for 8-bit images)."""
+    pixels = np.round((1.0 - image[..., 0]) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
 def content_hashes(images: np.ndarray) -> list[str]:
     """sha256 of each image's pixels, as stored in 8 bits: equal images, equal hashes."""
     pixels = np.round(images * 255).astype(np.uint8)

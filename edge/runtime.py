@@ -1,9 +1,12 @@
-"""Run the exported mobile stage with a TFLite interpreter — never TensorFlow.
+"""Run the exported mobile stage with a TFLite interpreter; TensorFlow only as the last resort.
 
 Prefers LiteRT (ai-edge-litert: 64-bit Linux, Apple silicon, Windows; Python 3.11-3.13) and
 falls back to tflite-runtime, installed only where LiteRT has no wheel (32-bit Raspberry Pi
 OS). tflite-runtime 2.14 breaks with numpy 2, so that pairing is refused when the interpreter
-is looked up, before any model loads.
+is looked up, before any model loads. Where neither is installed, TensorFlow's own
+`tf.lite.Interpreter` runs the stage: a laptop with the full install (the `train` extra) always
+has a runtime, Intel macOS included, where LiteRT has no wheel. TensorFlow is imported only then:
+a device with the edge install never imports it.
 A float32 model takes and returns float32. Our int8 file takes float32 (its first op quantises)
 and returns int8 with a scale and zero point, which `MobileStage.run` applies; a full-integer
 model that takes int8 (older exports) has its input quantised here.
@@ -17,22 +20,29 @@ from pathlib import Path
 
 import numpy as np
 
-# Interpreter module -> its distribution on PyPI, in order of preference.
-RUNTIMES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
+# Interpreter package -> its distribution on PyPI, in order of preference.
+RUNTIMES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
+            "tensorflow": "tensorflow"}
+
+
+def interpreter_module(package: str) -> str:
+    """The module holding `package`'s Interpreter (TensorFlow's is `tf.lite.Interpreter`)."""
+    return "tensorflow.lite.python.interpreter" if package == "tensorflow" else f"{package}.interpreter"
 
 
 def _interpreter_class():
     """The `Interpreter` class of the first runtime that imports (see RUNTIMES)."""
-    for module in RUNTIMES:
+    for package in RUNTIMES:
         try:
-            interpreter = importlib.import_module(f"{module}.interpreter").Interpreter
+            interpreter = importlib.import_module(interpreter_module(package)).Interpreter
         except ImportError:
             continue
-        if module == "tflite_runtime":
+        if package == "tflite_runtime":
             _refuse_numpy_2()
         return interpreter
-    raise ImportError("no TFLite interpreter: pip install 'splitleak[edge]' "
-                      "(ai-edge-litert, or tflite-runtime where it has no wheel)")
+    raise ImportError("no TFLite interpreter: pip install 'splitleak[edge]' (ai-edge-litert, or "
+                      "tflite-runtime on 32-bit ARM), or where neither has a wheel (Intel macOS) "
+                      "pip install 'splitleak[train]', whose TensorFlow has tf.lite")
 
 
 def _refuse_numpy_2() -> None:

@@ -13,7 +13,7 @@ ENGINES = ["amqtt", "mosquitto"]  # CI and `make test` install Mosquitto: no ski
 
 def write_pngs(images, folder: Path) -> Path:
     """Images (ink = 1) as upstream-style PNGs, black ink on white: 000.png, 001.png, ..."""
-    from splitleak.attack.live import to_png
+    from splitleak.edge.omniglot import to_png
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(images):

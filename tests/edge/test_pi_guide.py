@@ -31,5 +31,6 @@ def test_every_splitleak_command_in_the_guide_parses():
 
 def test_the_files_the_guide_copies_are_in_the_checkout():
     copied = " ".join(line for line in shell_lines() if line.startswith("scp "))
-    for path in ("edge/systemd/splitleak-edge.service", "edge/systemd/splitleak-edge.env.example"):
+    for path in ("edge/systemd/splitleak-edge.service", "edge/systemd/splitleak-edge.env.example",
+                 "edge/systemd/camera.conf"):
         assert path in copied and (REPO / path).is_file()

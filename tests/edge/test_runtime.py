@@ -1,5 +1,6 @@
 """Which TFLite runtime the edge picks: LiteRT first, tflite-runtime as the fallback, and the
-fallback refused under numpy 2 (it breaks on the first model it loads)."""
+fallback refused under numpy 2 (it breaks on the first model it loads). TensorFlow's own
+interpreter, the last fallback, is tested in test_runtime_fallback.py."""
 
 import sys
 import types
@@ -24,7 +25,7 @@ def fake_runtime(monkeypatch, module: str) -> type:
 
 def block(monkeypatch, module: str) -> None:
     """Make `module` unimportable, as if it were not installed."""
-    for name in (module, f"{module}.interpreter"):
+    for name in (module, runtime.interpreter_module(module)):
         monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
 
 
@@ -58,6 +59,7 @@ def test_the_fallback_under_numpy_2_is_refused_in_one_line(monkeypatch):
 def test_no_runtime_at_all_says_what_to_install(monkeypatch):
     block(monkeypatch, "ai_edge_litert")
     block(monkeypatch, "tflite_runtime")
+    block(monkeypatch, "tensorflow")  # the full install's last fallback (test_runtime_fallback.py)
     with pytest.raises(ImportError, match=r"pip install 'splitleak\[edge\]'"):
         runtime._interpreter_class()
 

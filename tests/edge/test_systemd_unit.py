@@ -82,3 +82,49 @@ def test_systemd_accepts_the_unit(tmp_path):
     result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / UNIT.name)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and UNIT.name not in result.stderr, result.stderr
+
+
+CAMERA = REPO / "edge/systemd/camera.conf"
+
+
+def with_drop_in(folder: Path) -> Path:
+    """The unit with the camera drop-in's [Service] lines appended to its own, as one file."""
+    drop_in = CAMERA.read_text(encoding="utf-8").split("[Service]", 1)[1]
+    merged = UNIT.read_text(encoding="utf-8").replace("\n[Install]", drop_in + "\n[Install]")
+    (folder / UNIT.name).write_text(merged, encoding="utf-8")
+    return folder / UNIT.name
+
+
+def test_the_camera_drop_in_opens_the_camera_devices_only_and_streams_until_stopped(tmp_path):
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read_string(CAMERA.read_text(encoding="utf-8"))
+    section = parser["Service"]
+    assert section["PrivateDevices"] == "no" and section["DevicePolicy"] == "closed"
+    allowed = re.findall(r"^DeviceAllow=(\S+) rw$", CAMERA.read_text(encoding="utf-8"), re.M)
+    assert allowed == ["char-video4linux", "char-media", "char-dma_heap"]
+    assert section["SupplementaryGroups"] == "video" and section["Restart"] == "always"
+    lines = [line for line in CAMERA.read_text(encoding="utf-8").splitlines()
+             if line.startswith("ExecStart=")]
+    assert lines[0] == "ExecStart="  # resets the unit's command, then the camera's
+    env = example_env() | {"SPLITLEAK_SOURCE": "camera"}
+    words = [re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], w) for w in shlex.split(lines[1][10:])]
+    args = cli.build_parser().parse_args(words[1:])
+    assert args.source == "camera" and args.count is None and args.node_id == "pi-01"
+    assert set(re.findall(r"\$\{(\w+)\}", lines[1])) <= set(example_env())
+
+
+def exposure(unit: Path) -> str:
+    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(unit)],
+                            capture_output=True, text=True, timeout=60)
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", result.stdout)
+    assert found, result.stdout[-500:] + result.stderr[-500:]
+    return found.group(1)
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_the_guide_states_the_exposure_systemd_computes(tmp_path):
+    alone, camera = exposure(UNIT), exposure(with_drop_in(tmp_path))
+    guide = " ".join((REPO / "docs/pi.md").read_text(encoding="utf-8").split())
+    assert f"{alone} for the unit alone, {camera} with the camera drop-in" in guide
+    assert float(camera) > float(alone)  # the devices it may open now count

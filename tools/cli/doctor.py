@@ -1,6 +1,6 @@
-"""Check the set-up a lab needs: one line per item, ✔ or ✘ with the fix; exit 0 only when every
-required item passes (1 otherwise). Mosquitto is optional: the embedded broker (amqtt) is the
-default everywhere.
+"""Check the set-up a lab needs: the OS first, then one line per item, ✔ or ✘ with the fix in
+that OS's terms; exit 0 only when every required item passes (1 otherwise). Mosquitto is
+optional: the embedded broker (amqtt) is the default everywhere.
 """
 
 import json
@@ -22,8 +22,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from splitleak.tools.labs import doctor
 
-    items = doctor.check_all(args.omniglot_dir, host_port(args.web))
+    host = doctor.this_host()
+    items = doctor.check_all(args.omniglot_dir, host_port(args.web), host)
     ok = doctor.passed(items)
-    print(json.dumps({"passed": ok, "items": [asdict(i) for i in items]}, indent=2) if args.json
-          else doctor.render(items))
+    print(json.dumps({"passed": ok, "os": asdict(host), "items": [asdict(i) for i in items]},
+                     indent=2) if args.json else doctor.render(items))
     return 0 if ok else 1

@@ -2,7 +2,10 @@
 
 Sources: `lite-val` (the lite target's validation images: what the device classifies),
 `lite-test` (the attack-test images, Greek and Latin), `folder:DIR` (every PNG below DIR, sorted),
-`zip:FILE` (every PNG in a zip). Images are 105x105 Omniglot-style: black ink on white paper.
+`zip:FILE` (every PNG in a zip): 105x105 Omniglot-style, black ink on white paper. Live ones
+(edge/camera.py): `camera` (the Pi camera, or OpenCV camera 0), `camera:N`, `video:FILE`: each
+frame turned into the model's input as the training images look (edge/paper.py), frames without
+ink skipped; they stream until the video ends, --count frames are sent, or Ctrl-C / SIGTERM.
 Needs no TensorFlow.
 
 The node exits 0 once every frame is acknowledged (then it waits up to --wait seconds for the
@@ -18,6 +21,7 @@ import json
 from pathlib import Path
 
 from splitleak.cloud.data import DEFAULT_SOURCE, SOURCES
+from splitleak.edge.camera import LIVE_SOURCES
 from splitleak.edge.node import EdgeConfig
 from splitleak.tools.cli.options import (
     add_broker_options,
@@ -37,10 +41,14 @@ def add_arguments(parser) -> None:
     add_broker_options(parser, "each node's id (the tls profile requires it); not with --check",
                        required=False)
     parser.add_argument("--node-id", default=EdgeConfig.node_id, help="this node's id (topic level)")
-    parser.add_argument("--source", default=DEFAULT_SOURCE, help=SOURCES)
+    parser.add_argument("--source", default=DEFAULT_SOURCE, help=f"{SOURCES} | {LIVE_SOURCES}")
     parser.add_argument("--rate", type=float, default=EdgeConfig.rate, metavar="HZ",
                         help="frames per second per node (default: as fast as possible)")
-    parser.add_argument("--count", type=int, help="frames per node (default: the source once)")
+    parser.add_argument("--count", type=int, help="frames per node (default: the source once; "
+                                                  "a camera: until Ctrl-C)")
+    parser.add_argument("--preview", metavar="DIR",
+                        help="write each frame's model input to DIR/<seq>.png, as the model saw "
+                             "it (black ink on white)")
     parser.add_argument("--fleet", type=int, default=EdgeConfig.fleet, metavar="K",
                         help="emulate K nodes, ids <node-id>-0 … <node-id>-(K-1), over one URL")
     parser.add_argument("--wait", type=float, default=EdgeConfig.prediction_timeout,
@@ -57,6 +65,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from splitleak.cloud.data import load_source
     from splitleak.edge import defences
+    from splitleak.edge.camera import is_live
     from splitleak.edge.node import stream
     from splitleak.edge.runtime import _interpreter_class
     from splitleak.tools.cli import log_info
@@ -73,22 +82,41 @@ def run(args) -> int:
                      count=args.count, fleet=args.fleet, ca_file=args.ca, protocol=args.mqtt,
                      credentials=credentials_from(args), prediction_timeout=args.wait,
                      progress=not args.json, defense=args.defense, seed=args.defense_seed,
-                     ack_log=args.ack_log)
+                     ack_log=args.ack_log, preview=args.preview)
     defences.parse(args.defense)  # a bad spec is refused before anything loads
     if args.ack_log:
         Path(args.ack_log).write_text("")  # an unwritable path fails now, not after the stream
     for node in cfg.node_ids():  # check the settings before loading anything
         cfg.url_for(node)
-    summary = stream(cfg, load_source(args.source, args.omniglot_dir))
+    if is_live(args.source):
+        summary = _stream_live(cfg, args.source)
+    else:
+        summary = stream(cfg, load_source(args.source, args.omniglot_dir))
     if args.json:
         print(json.dumps(summary), flush=True)
     else:
-        print(f"edge: {summary['nodes']} node(s) sent {summary['sent']} frames, "
+        skipped = (f" ({summary['skipped_no_ink']} of {summary['frames_seen']} frames "
+                   "had no ink: skipped)") if "skipped_no_ink" in summary else ""
+        print(f"edge: {summary['nodes']} node(s) sent {summary['sent']} frames{skipped}, "
               f"{summary['acknowledged']} acknowledged, {summary['refused']} refused, "
               f"{summary['predictions']} predictions back, {summary['frames_per_second']} "
               "frames/s", flush=True)
     _check(summary)
     return 0
+
+
+def _stream_live(cfg: EdgeConfig, source: str) -> dict:
+    """Stream a camera or a video until it ends, --count frames are sent, or a signal."""
+    from splitleak.edge.camera import Inputs
+    from splitleak.edge.node import stream
+    from splitleak.edge.runtime import MobileStage
+    from splitleak.tools.cli import stop_on_signals
+
+    frames = Inputs(source, MobileStage(cfg.model).input_shape[0])
+    try:
+        return stream(cfg, frames, stop_on_signals()) | frames.counts()
+    finally:
+        frames.close()
 
 
 def _self_check(args) -> int:

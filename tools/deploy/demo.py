@@ -183,11 +183,29 @@ def offline_labels(run_dir: Path, images: np.ndarray, defense: str | None = None
     return head.predict(activations, verbose=0).argmax(axis=1)
 
 
-def start_attacker(dep: Deployment, attack_dir, web: str, save: Path, count: int) -> Node:
+def start_attacker(dep: Deployment, attack_dir, web: str, save: Path, count: int | None) -> Node:
     """The eavesdropper: an ordinary subscriber of the activation topic, with its live page
-    (started, not yet waited for)."""
-    return dep.start_eavesdropper("--decoder", attack_dir, "--web", web, "--save", save,
-                                  "--count", count, "--json", wait=False)
+    (started, not yet waited for); it stops after `count` reconstructions, or when stopped."""
+    until = ("--count", count) if count is not None else ()
+    return dep.start_eavesdropper("--decoder", attack_dir, "--web", web, "--save", save, *until,
+                                  "--json", wait=False)
+
+
+def start_listeners(dep: Deployment, attacker: tuple | None):
+    """The cloud head, the eavesdropper (with `attacker`: start_attacker's arguments after `dep`)
+    and a prediction log, all subscribed: (cloud, spy or None, predictions)."""
+    print(f"broker: {dep.engine} at {dep.broker.url}")
+    cloud = dep.start_cloud("--json", wait=False)  # both load TensorFlow: side by side
+    spy = start_attacker(dep, *attacker) if attacker else None
+    cloud.wait_for(cloud.ready)
+    print(f"cloud head: pid {cloud.proc.pid}, subscribed")
+    if spy is not None:
+        spy.wait_for(spy.ready)
+        page = next((line.split()[-1] for line in spy.output if "live page at" in line), None)
+        print(f"attacker: pid {spy.proc.pid}, live page at {page}", flush=True)
+    predictions = PredictionLog(dep.broker.url)
+    dep.callback(predictions.close)
+    return cloud, spy, predictions
 
 
 def saved_reconstructions(folder: Path, node: str, count: int) -> np.ndarray:
@@ -211,18 +229,8 @@ def run_pipeline(run_dir: Path, proto, count: int | None = None, engine: str = "
     count = min(count or len(images), len(images))
     node = "demo-node"
     with Deployment(run_dir, engine) as dep:
-        print(f"broker: {engine} at {dep.broker.url}")
-        cloud = dep.start_cloud("--json", wait=False)  # both load TensorFlow: side by side
-        spy = start_attacker(dep, attack_dir, web, out / "reconstructions", count) \
-            if attack_dir else None
-        cloud.wait_for(cloud.ready)
-        print(f"cloud head: pid {cloud.proc.pid}, subscribed")
-        if spy is not None:
-            spy.wait_for(spy.ready)
-            page = next((line.split()[-1] for line in spy.output if "live page at" in line), None)
-            print(f"attacker: pid {spy.proc.pid}, live page at {page}", flush=True)
-        predictions = PredictionLog(dep.broker.url)
-        dep.callback(predictions.close)
+        cloud, spy, predictions = start_listeners(dep, attack_dir and (
+            attack_dir, web, out / "reconstructions", count))
         guard = ("--defense", defense, "--defense-seed", defense_seed) if defense else ()
         edge = dep.start_edge("--node-id", node, "--source", "lite-val", "--count", count,
                               "--rate", rate, "--json", *guard)

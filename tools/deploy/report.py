@@ -55,8 +55,11 @@ def write(folder, originals: np.ndarray, recons: np.ndarray, pipeline: dict, att
     rows = [
         ("frames streamed by the edge node", str(pipeline["frames"])),
         ("predictions received over MQTT", str(pipeline["predictions_received"])),
-        ("cloud accuracy over MQTT", f"{pipeline['mqtt_accuracy']:.4f}"),
-        ("same images classified offline", f"{pipeline['offline_accuracy']:.4f}"),
+        *([("cloud accuracy over MQTT", f"{pipeline['mqtt_accuracy']:.4f}"),
+           ("same images classified offline", f"{pipeline['offline_accuracy']:.4f}")]
+          if "mqtt_accuracy" in pipeline else  # a camera: no labels, the head offline instead
+          [("predictions equal to the head's, offline, on what the device saw",
+            f"{pipeline['agreement']:.4f}")]),
         ("frames reconstructed by the eavesdropper", str(attack.get("reconstructed", 0))),
         *_rows(scores),
     ]
@@ -79,7 +82,7 @@ similarity; top-k is the fraction whose own image comes among the first k.</p>
     out.write_text(page)
     artifacts.write_json(folder / SUMMARY, {
         **{k: pipeline[k] for k in ("frames", "predictions_received", "mqtt_accuracy",
-                                    "offline_accuracy")},
+                                    "offline_accuracy", "agreement") if k in pipeline},
         "reconstructed": attack.get("reconstructed", 0),
         "reconstruction": scores["reconstruction"], "baselines": scores["baselines"]})
     return out
