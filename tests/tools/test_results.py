@@ -19,6 +19,7 @@ from splitleak.tools.experiments import (
     settings,
     stats,
     sweep,
+    tables,
 )
 from tests.conftest import REPO
 from tests.tools.test_experiment import _row
@@ -41,7 +42,24 @@ def test_every_committed_results_folder_is_its_rows_and_is_current(tmp_path):
                             f"run `splitleak experiment report {folder.relative_to(REPO)}`")
         if page.stale:
             problems.append(page.stale)
+        if not results.read(folder)[1]:  # no rows: its figures say so, none is an older run's
+            problems += [f"{folder}/{f.name} is not the figure its (no) rows give" for f in
+                         page.written[1:] if (folder / f.name).read_bytes() != f.read_bytes()]
     assert not problems, "\n".join(problems)
+
+
+def test_a_folder_without_rows_replaces_an_older_runs_figures(tmp_path):
+    folder = tmp_path / "emptied"
+    shutil.copytree(FIXTURE, folder)
+    for row in (folder / results.ROWS).glob("*.json"):
+        row.unlink()
+    for name in (tables.PLOT, report.GRID):
+        (folder / name).write_bytes(b"an older run's figure")
+    page = report.write(folder)
+    assert [p.name for p in page.written] == [report.PAGE, tables.PLOT, report.GRID]
+    for name in (tables.PLOT, report.GRID):
+        assert (folder / name).read_bytes().startswith(b"\x89PNG")
+    assert "No rows yet" in page.text
 
 
 def test_the_fixture_page_is_regenerated_byte_for_byte(tmp_path):

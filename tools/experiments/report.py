@@ -8,7 +8,8 @@ seeds x test images. The utility table ends with chance accuracy and shows, besi
 the undefended setting's accuracy at its cut; each reconstruction table ends with its baselines
 (chance 1/N, the attacker-mean image, the blank page). The footer names the rows' commits, code
 hash, packages and machines, and the commands that produced and regenerate the page. The plot
-shows the means.
+shows the means. A folder without rows gets a figure saying so in place of each, never an older
+run's.
 """
 
 from collections import Counter
@@ -48,10 +49,12 @@ def write(folder: Path, out: Path | None = None) -> Page:
     (out / PAGE).write_text(text, encoding="utf-8")
     written = [out / PAGE]
     means = [mean_row(s, rs) for s, rs in found if rs]
-    if means:
-        written.append(tables.save_plot(out, means))
+    pending = f"No rows yet: {results.command(cfg)}"
+    written.append(tables.save_plot(out, means) if means
+                   else tables.save_pending(out / tables.PLOT, pending))
     grid = compose_grid(Path(folder), cfg, found, out / GRID)
-    return Page(text, written + ([grid] if grid else []), results.stale(folder))
+    written.append(grid or tables.save_pending(out / GRID, pending))
+    return Page(text, written, results.stale(folder))
 
 
 def compose_grid(folder: Path, cfg: dict, found: list, path: Path) -> Path | None:

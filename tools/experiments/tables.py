@@ -16,6 +16,7 @@ from pathlib import Path
 
 from splitleak.cloud.config import SEED_DP
 
+PLOT = "privacy-utility.png"  # the plot of a results folder (and of a work folder)
 # a row's attacks: its key -> the column's title
 ATTACKS = {"naive": "naive black box", "adaptive": "adaptive black box",
            "blackbox_subset": "black box, white box's images",
@@ -118,6 +119,20 @@ def save_grid(out: Path, key: str, title: str, lines: list[tuple]) -> Path:
     return grids.save_grid(out / "grids" / f"{key}.png", lines, title)
 
 
+def save_pending(path: Path, text: str) -> Path:
+    """A figure that says why there is none yet (e.g. a results folder without rows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(8, 1.2))
+    fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, wrap=True)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
 def save_plot(out: Path, rows: list[dict]) -> Path:
     """Privacy against utility: accuracy against top-1 and SSIM of the stronger black box; for
     DP settings, top-1 and accuracy against ε (log axis); across cuts, every attack's top-1
@@ -146,7 +161,7 @@ def save_plot(out: Path, rows: list[dict]) -> Path:
     if cuts:
         _bytes_panel(axes[-1], cuts)
     fig.tight_layout()
-    path = out / "privacy-utility.png"
+    path = out / PLOT
     fig.savefig(path, dpi=120, metadata={"Software": None})  # no version stamp in the file
     plt.close(fig)
     return path
