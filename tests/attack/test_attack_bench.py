@@ -46,12 +46,14 @@ def test_live_bench_reports_a_failing_eavesdropper_at_once(tmp_path):
 @pytest.mark.slow
 def test_bench_all_quick_writes_one_report(attack_dir, tiny_run, tmp_path):
     out = tmp_path / "all.json"
-    result = splitleak("bench", "all", "--quick", "--skip", "demo", "dp", "--run", tiny_run,
+    # faults runs at full length even with --quick (the broker saves every 30 s):
+    # tests/pipeline/test_pipeline_faultsim.py runs its short form instead
+    result = splitleak("bench", "all", "--quick", "--skip", "demo", "dp", "faults", "--run", tiny_run,
                        "--decoder", attack_dir, "--json", out, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["machine"]["cores"] >= 1 and report["packages"]["numpy"]
-    assert "demo" not in report and "dp" not in report
+    assert "demo" not in report and "dp" not in report and "faults" not in report
     (k, tflite), = report["tflite"].items()
     assert tflite["runtime"] and set(tflite["results"]) == {
         "keras", *(f"{m} x{t}" for t in (1, 2) for m in (
