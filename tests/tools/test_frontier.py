@@ -1,0 +1,52 @@
+from dataclasses import replace
+
+import pytest
+
+from splitleak.tools.experiments import frontier
+from splitleak.tools.experiments.frontier import DefendedSetting
+from splitleak.tools.experiments.job import Setting
+
+
+def test_a_setting_without_a_trained_defence_keeps_the_plain_keys():
+    plain = Setting("K=2", split_after=2, nopeek=5.0)
+    same = DefendedSetting("K=2", split_after=2, nopeek=5.0)
+    assert same.key() == plain.key() and same.target_key() == plain.target_key()
+    untrained = replace(same, noise="gauss:4", noise_trained=False)
+    assert untrained.target_key() == plain.target_key()  # the edge adds it: the same target
+    assert untrained.key() != plain.key()
+    keys = {replace(same, noise="gauss:4", noise_trained=True).target_key(),
+            replace(same, adversarial=3.0, bottleneck=8).target_key(),
+            replace(same, bottleneck=8).target_key(), plain.target_key()}
+    assert len(keys) == 4
+
+
+def test_edge_noise_is_k_times_the_targets_std():
+    s = DefendedSetting("x", noise="laplace:8")
+    assert frontier.edge_defense(s, 0.25) == "noise:laplace:2"
+    assert frontier.edge_defense(DefendedSetting("x"), 0.25) == ""
+
+
+def test_the_preset_covers_every_defence_at_both_cuts_once():
+    settings = frontier.preset()
+    assert len({s.name for s in settings}) == len({s.key() for s in settings}) == len(settings)
+    assert {s.split_after for s in settings} == {2, 3}
+    k2 = [s for s in settings if s.split_after == 2]
+    assert {s.nopeek for s in k2} >= {0.5, 2, 5, 20, 50}
+    assert {s.noise for s in k2 if s.noise_trained} == {s.noise for s in k2 if s.noise} - {None}
+    assert {s.noise_multiplier for s in k2 if s.dp} == {0.7, 0.5, 0.3}
+    assert any(s.adversarial and s.noise for s in k2) and any(s.noise and s.nopeek for s in k2)
+    assert all(s.whitebox_limit == frontier.WHITEBOX for s in settings)
+
+
+@pytest.mark.slow
+def test_a_defended_job_is_attacked_by_fresh_decoders_at_the_trained_snr(tmp_path, lite):
+    s = DefendedSetting("tiny", split_after=2, epochs=3, attack_epochs=1, limit=64,
+                        whitebox_limit=2, noise="gauss:2", noise_trained=True, adversarial=1.0,
+                        bottleneck=4)
+    row, lines = frontier.run(s, lite, tmp_path)
+    assert row["key"] == s.key() and row["setting"]["noise"] == "gauss:2"
+    assert row["edge_defense"] == frontier.edge_defense(s, row["train_activation_std"])
+    assert row["snr"] == pytest.approx(0.5, rel=0.3)  # 1/K, on validation activations
+    assert row["activation"] == [13, 13, 4]
+    assert row["training_adversary_mse"] > 0 and {"naive", "adaptive", "whitebox"} <= set(row)
+    assert "target" in row["seconds"] and [label for label, _ in lines][0] == "original"
