@@ -12,7 +12,8 @@
   at the end of the mobile stage, exported with it.
 - **Attacker-aware training** (ResSFL): a simulated inversion decoder (`adversary`) trained in
   alternation with the model, one step each per batch: the decoder to reconstruct the batch
-  from the published activation, the two stages to keep the classification loss low and the
+  from the published activation (binary cross-entropy, as the black-box attacker learns: MSE
+  alone settles on a blank page), the two stages to keep the classification loss low and the
   decoder's reconstruction error high: loss = cross-entropy - α x MSE(image, decoder). The
   decoder's output is a sigmoid, so that MSE is bounded and the model cannot win by blowing it up.
   For its first `warmup` epochs the decoder trains against a model that only classifies (α = 0),
@@ -104,18 +105,21 @@ def with_bottleneck(mobile: tf.keras.Model, channels: int) -> tf.keras.Model:
 
 
 def adversary(activation_shape: tuple, image_shape: tuple = model.INPUT_SHAPE) -> tf.keras.Model:
-    """A small inversion decoder, activation in, image out (sigmoid): the simulated attacker."""
+    """The simulated attacker: an inversion decoder, activation in, image out (sigmoid). Each
+    position's channels are standardised first (the stage's scale moves while it trains), then
+    convolutions at the cut's grid, a third of the image's and the image's."""
     layers = tf.keras.layers
     height, width, channels = image_shape
     x = inputs = tf.keras.Input(tuple(activation_shape), name="activation")
     if tuple(activation_shape[:2]) == (1, 1):  # a vector: a small map first
-        x = layers.Flatten()(x)
-        x = layers.Dense(15 * 15 * 16, activation="relu")(x)
-        x = layers.Reshape((15, 15, 16))(x)
-    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+        x = layers.Flatten()(layers.LayerNormalization()(x))
+        x = layers.Reshape((15, 15, 16))(layers.Dense(15 * 15 * 16, activation="relu")(x))
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(layers.LayerNormalization()(x))
     x = layers.Resizing(height // 3, width // 3)(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
     x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
     x = layers.Resizing(height, width)(x)
+    x = layers.Conv2D(16, 3, padding="same", activation="relu")(x)
     x = layers.Conv2D(channels, 3, padding="same", activation="sigmoid")(x)
     return tf.keras.Model(inputs, x, name="adversary")
 
@@ -153,9 +157,12 @@ class DefendedModel(tf.keras.Model):
         if self.adversary is not None:
             with tf.GradientTape() as tape:
                 sent = self.published(self.mobile(images, training=True))
-                mse = _mse(images, self.adversary(sent, training=True))
+                recons = self.adversary(sent, training=True)
+                bce = tf.reduce_mean(tf.keras.losses.binary_crossentropy(
+                    tf.cast(images, recons.dtype), recons))
+            mse = _mse(images, recons)
             weights = self.adversary.trainable_variables
-            grads = tape.gradient(mse, weights)
+            grads = tape.gradient(bce, weights)
             self.adversary_optimizer.apply_gradients(zip(grads, weights, strict=True))
             self.trackers["adversary_mse"].update_state(mse)
         stages = self.mobile.trainable_variables + self.head.trainable_variables

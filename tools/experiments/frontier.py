@@ -103,8 +103,8 @@ def preset() -> list[Setting]:
     for k, wide in ((2, True), (3, False)):
         cut = DefendedSetting(f"none (K={k})", split_after=k, whitebox_limit=WHITEBOX)
         grid = dict(gauss=(1, 2, 4, 8), laplace=(2, 8), nopeek=(0.5, 2, 5, 20, 50),
-                    adversarial=(0.3, 3, 10), dp=(0.7, 0.5, 0.3)) if wide else dict(
-            gauss=(4,), laplace=(), nopeek=(5,), adversarial=(3,), dp=(0.7,))
+                    adversarial=(3, 10, 30), dp=(0.7, 0.5, 0.3)) if wide else dict(
+            gauss=(4,), laplace=(), nopeek=(5,), adversarial=(10,), dp=(0.7,))
         out.append(cut)
         for kind in ("gauss", "laplace"):
             for m in grid[kind]:
@@ -120,6 +120,6 @@ def preset() -> list[Setting]:
             out += [replace(cut, name=f"bottleneck C=8 (K={k})", bottleneck=8),
                     replace(cut, name=f"gauss 4std trained + NoPeek α=5 (K={k})",
                             noise="gauss:4", noise_trained=True, nopeek=5.0),
-                    replace(cut, name=f"adversarial α=3, C=8 + gauss 4std trained (K={k})",
-                            adversarial=3.0, bottleneck=8, noise="gauss:4", noise_trained=True)]
+                    replace(cut, name=f"adversarial α=10, C=8 + gauss 4std trained (K={k})",
+                            adversarial=10.0, bottleneck=8, noise="gauss:4", noise_trained=True)]
     return out
