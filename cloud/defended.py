@@ -68,9 +68,10 @@ class Defence:
             raise ValueError(f"--adversarial must be >= 0, --bottleneck (channels) and the warm-up "
                              f"(epochs) whole numbers >= 0; got {self.adversarial}, "
                              f"{self.bottleneck} and {self.warmup}")
-        if dp and (self.train_noise or self.adversarial):
-            raise ValueError("--train-noise and --adversarial cannot be combined with --dp (its "
-                             "per-example gradients cover the classification loss only)")
+        if dp and self.any():
+            raise ValueError("--train-noise, --adversarial and --bottleneck cannot be combined "
+                             "with --dp (DP-SGD's per-example gradients cover the seed's network "
+                             "and its classification loss only)")
         return self
 
     def first_epoch(self) -> int:

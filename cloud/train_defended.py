@@ -29,8 +29,6 @@ def fit(proto: Protocol, cfg: TrainConfig, defence: Defence, extra_callbacks=())
     """Build and train the defended stages; (mobile, head, per-epoch history, validation set)."""
     cfg.validate()
     defence.validate(cfg.dp)
-    if cfg.dp:
-        raise ValueError("a defended target trains without --dp here (cloud/defended.py)")
     first = defence.first_epoch()
     if first >= cfg.epochs:
         raise ValueError(f"--adversarial warms its decoder up for {first} epochs: expected more "

@@ -19,7 +19,9 @@ def test_a_bad_train_noise_is_one_line_naming_the_form(spec):
 def test_training_defences_refuse_dp_and_bad_numbers():
     with pytest.raises(ValueError, match="cannot be combined with --dp"):
         Defence(adversarial=1.0).validate(dp=True)
-    Defence(bottleneck=8).validate(dp=True)  # a narrower cut is just another network
+    with pytest.raises(ValueError, match="cannot be combined with --dp"):
+        Defence(bottleneck=8).validate(dp=True)
+    assert Defence().validate(dp=True) == Defence()
     with pytest.raises(ValueError, match="--bottleneck"):
         Defence(bottleneck=2.5).validate()
     with pytest.raises(ValueError, match="--adversarial"):
