@@ -41,3 +41,13 @@ def test_the_answer_names_the_closest_settings_when_none_reaches_both():
 def test_the_plot_is_written(tmp_path):
     pareto.plot(pareto.points(ROWS + [row("zero", 3, 1, 0.5, 0.0, dp=True)]), tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_the_section_answers_first_and_marks_the_front():
+    rows = [r | {"snr": 0.25} if r["setting"]["name"] == "noise" else r for r in ROWS]
+    lines = pareto.section(rows)
+    assert lines[0] == "## The frontier" and lines[2].startswith("No setting reaches both")
+    noise = next(line for line in lines if line.startswith("| noise |"))
+    assert "| 0.25 |" in noise and noise.endswith("| yes |")
+    assert next(line for line in lines if line.startswith("| nopeek |")).endswith("|  |")
+    assert pareto.section([]) == []

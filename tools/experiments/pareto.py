@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from splitleak.tools.experiments.settings import unseeded_key
 from splitleak.tools.experiments.stats import Interval, t_interval
 
+PLOT = "frontier.png"  # a frontier folder's plot, beside the generic one
 KEEP = 0.05  # accuracy points a defence may cost
 TIMES_CHANCE = 2  # top-1 at most this many times chance (1/N over N test images)
 
@@ -27,7 +28,7 @@ class Point:
 
 def strongest(row: dict) -> float:
     """The black-box attackers' best top-1 on the row's test images."""
-    return max(row[kind]["top1"] for kind in ("naive", "adaptive") if kind in row)
+    return max(row[kind]["top1"] for kind in ("naive", "adaptive") if row.get(kind))
 
 
 def defended(setting: dict) -> bool:
@@ -96,6 +97,48 @@ def _said(found: list[Point]) -> str:
     return "; ".join(f"{p.name}: accuracy {p.accuracy.mean:.3f}, top-1 {p.top1.mean:.3f} "
                      f"(chance {p.chance:.3f}, {p.accuracy.n} seed{'s' if p.accuracy.n > 1 else ''})"
                      for p in found)
+
+
+def section(rows: list[dict]) -> list[str]:
+    """The frontier's part of a results page: the answer, then every setting's point, marking the
+    Pareto front, with what the defended rows record about their defence."""
+    found = points(rows)
+    if not found:
+        return []
+    edge = {p.name for p in front(found)}
+    extra: dict[str, dict] = {}
+    for row in rows:
+        extra.setdefault(row["setting"]["name"], {"snr": [], "adversary": []})
+        for key, field in (("snr", "snr"), ("adversary", "training_adversary_mse")):
+            if row.get(field) is not None:
+                extra[row["setting"]["name"]][key].append(row[field])
+    lines = ["## The frontier", "", sentence(found), "",
+             "| setting | n | accuracy | strongest top-1 | SNR | training adversary's MSE | front |",
+             "|---|---|---|---|---|---|---|"]
+    for p in found:
+        got = extra.get(p.name, {"snr": [], "adversary": []})
+        lines.append(f"| {p.name} | {p.accuracy.n} | {_iv(p.accuracy)} | {_iv(p.top1)} | "
+                     f"{_mean(got['snr'], 2)} | {_mean(got['adversary'], 4)} | "
+                     f"{'yes' if p.name in edge else ''} |")
+    chance = found[0].chance
+    lines += [f"| chance (1/{round(1 / chance):,}) | | | {chance:.3f} | | | |", "",
+              "Strongest top-1: the naive or the adaptive black box, whichever identified more "
+              "of the test images (the white box, on fewer images, is in the tables below). "
+              "SNR: the undefended activation's std over the edge noise's scale, on the "
+              "validation images. The training adversary's MSE is for comparison only: every "
+              "defence is scored by attackers trained after the model was frozen. Front: no "
+              "other setting has both a higher accuracy and a lower top-1.", ""]
+    return lines
+
+
+def _iv(i: Interval) -> str:
+    if i.low is None:
+        return f"{i.mean:.3f}"
+    return f"{i.mean:.3f} [{i.low:.3f}, {i.high:.3f}]"
+
+
+def _mean(values: list, digits: int) -> str:
+    return f"{sum(values) / len(values):.{digits}f}" if values else "–"
 
 
 def plot(found: list[Point], path) -> None:
