@@ -53,8 +53,10 @@ SECONDS = "the lab's commands (s)"
 
 
 def fmt(label: str, value) -> str:
-    """A figure as the notes print it: counts as integers, MSE to 4 decimals, ε, times and
-    spreads to 2, ranks as they are, other fractions to 3."""
+    """A figure as the notes print it: counts as integers, MSE to 4 decimals, ε, times, spreads
+    and signal-to-noise ratios to 2, ranks as they are, other fractions to 3. The figure's own
+    name decides (after a setting's "NAME: "), so a setting named "2std" formats as any other."""
+    label = label.rsplit(": ", 1)[-1]
     if value is None:
         return "–"
     if isinstance(value, bool) or isinstance(value, str):
@@ -69,7 +71,7 @@ def fmt(label: str, value) -> str:
         return f"{value:g}"
     if "MSE" in label:
         return f"{value:.4f}"
-    if any(k in label for k in ("ε", "(ms)", "seconds", "std")):
+    if any(k in label for k in ("ε", "(ms)", "seconds", "std", "SNR")):
         return f"{value:.2f}"
     if "per second" in label:
         return f"{value:.0f}"
