@@ -36,11 +36,16 @@ def defended(setting: dict) -> bool:
     return any(setting.get(k) for k in keys)
 
 
-def points(rows: list[dict]) -> list[Point]:
-    """One point per setting (its rows are its seeds), in the rows' order."""
+def points(rows: list[dict], order: list[str] | None = None) -> list[Point]:
+    """One point per setting (its rows are its seeds), in the order of the setting names in
+    `order` (a results folder's config), else the rows'."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(unseeded_key(row["setting"]), []).append(row)
+    if order:
+        rank = {name: i for i, name in enumerate(order)}
+        groups = dict(sorted(groups.items(),
+                             key=lambda kv: rank.get(kv[1][0]["setting"]["name"], len(rank))))
     return [Point(rs[0]["setting"]["name"], rs[0]["setting"]["split_after"],
                   defended(rs[0]["setting"]), t_interval([r["accuracy"] for r in rs]),
                   t_interval([strongest(r) for r in rs]), rs[0]["naive"]["chance_top1"])
@@ -99,10 +104,11 @@ def _said(found: list[Point]) -> str:
                      for p in found)
 
 
-def section(rows: list[dict]) -> list[str]:
-    """The frontier's part of a results page: the answer, then every setting's point, marking the
-    Pareto front, with what the defended rows record about their defence."""
-    found = points(rows)
+def section(rows: list[dict], order: list[str] | None = None) -> list[str]:
+    """The frontier's part of a results page: the answer, then every setting's point (in
+    `order`, as `points`), marking the Pareto front, with what the defended rows record about
+    their defence."""
+    found = points(rows, order)
     if not found:
         return []
     edge = {p.name for p in front(found)}
