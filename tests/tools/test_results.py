@@ -3,6 +3,7 @@ from its rows (so a hand edit fails) and was computed by the code as it is now. 
 fixture (made-up rows under tests/fixtures, never shown as results) shows what a page holds."""
 
 import json
+import os
 import shutil
 from dataclasses import asdict
 
@@ -242,3 +243,19 @@ def test_an_older_stamp_without_module_hashes_is_checked_over_its_folders(tmp_pa
     assert provenance.stale_path(stamp, tmp_path) is None
     (tmp_path / "pkg" / "new.py").write_text("z = 0\n")
     assert "the code under pkg changed since commit abcdef0" in provenance.stale_path(stamp, tmp_path)
+
+
+def test_a_traced_process_appends_its_modules_once_and_what_it_loads_later(tmp_path):
+    import subprocess
+    import sys
+
+    trace = tmp_path / "modules.txt"
+    code = ("from splitleak.tools.experiments import provenance as p; p.trace_modules(0.05); "
+            "import time; time.sleep(0.3); from splitleak.cloud import nopeek; time.sleep(0.3)")
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, provenance.TRACE: str(trace)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = trace.read_text().split()
+    assert len(lines) == len(set(lines))  # each module once, however often it wrote
+    assert {"tools/experiments/provenance.py", "cloud/nopeek.py"} <= set(lines)
+    assert set(provenance.traced(trace)) >= set(lines)

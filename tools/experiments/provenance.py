@@ -7,10 +7,14 @@ commit is `git rev-parse HEAD` of the checkout the package runs from (None outsi
 dirty when a tracked .py file differs from it.
 """
 
+import atexit
 import hashlib
 import os
 import platform
 import subprocess
+import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +29,8 @@ CODE = (
     "edge/defences.py", "edge/runtime.py",
     "tools/experiments/job.py",
 )
+# a sweep that trains defences in (or scales edge noise by its target) runs these as well
+DEFENDED = ("cloud/defended.py", "cloud/train_defended.py", "tools/experiments/frontier.py")
 # the network experiment's path: the same, the brokers, the node, the cloud head, the deployment
 # that starts them, the lab network and the passive sniffer (--wire), and itself
 NETWORK = CODE + tuple(f"broker/{name}.py" for name in (
@@ -59,16 +65,63 @@ def modules(folders, root: Path = ROOT) -> tuple[str, ...]:
                         for p in (Path(root) / folder).rglob("*.py") if p.name not in OFF_PATH))
 
 
+TRACE = "SPLITLEAK_TRACE_MODULES"  # a file every splitleak process appends its modules to
+
+
+def imported(root: Path = ROOT) -> set[str]:
+    """This process's splitleak modules, as paths relative to root (those loaded from it)."""
+    out = set()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) if name.startswith("splitleak.") else None
+        if path and path.endswith(".py"):
+            try:
+                out.add(Path(path).resolve().relative_to(root).as_posix())
+            except ValueError:
+                continue
+    return out
+
+
+def trace_modules(every: float = 2.0) -> None:
+    """When TRACE names a file, append this process's modules to it now, every `every` seconds
+    (a node killed with SIGKILL keeps what it had loaded) and at exit."""
+    path = os.environ.get(TRACE)
+    if not path:
+        return
+    written: set[str] = set()
+
+    def write() -> None:
+        new = imported() - written
+        if new:
+            with open(path, "a", encoding="utf-8") as out:
+                out.write("".join(f"{name}\n" for name in sorted(new)))
+            written.update(new)
+
+    def loop() -> None:
+        while True:
+            time.sleep(every)
+            write()
+
+    write()
+    atexit.register(write)
+    threading.Thread(target=loop, daemon=True, name="trace-modules").start()
+
+
+def traced(path: Path, root: Path = ROOT) -> tuple[str, ...]:
+    """The modules a trace file names, with this process's, that exist under root, sorted."""
+    names = set(Path(path).read_text(encoding="utf-8").split()) if Path(path).is_file() else set()
+    return tuple(sorted(n for n in names | imported(root) if (root / n).is_file()))
+
+
 def file_hash(path: Path) -> str:
     """A module's sha256, short: enough to tell which module changed."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def path_stamp(folders, root: Path = ROOT) -> dict:
-    """The hash of every module under the folders, the folders, and each module's own hash: a
-    later check names the modules that changed. A module added later is not on the stamped path:
-    the run could not have executed it."""
-    files = modules(folders, root)
+def path_stamp(folders, root: Path = ROOT, files=None) -> dict:
+    """The hash of every module under the folders (or of `files`), the folders, and each
+    module's own hash: a later check names the modules that changed. A module added later is
+    not on the stamped path: the run could not have executed it."""
+    files = modules(folders, root) if files is None else tuple(files)
     return {"code_hash": code_hash(root, files), "code_folders": list(folders),
             "code_files": {name: file_hash(root / name) for name in files}}
 
