@@ -16,8 +16,9 @@
   alone settles on a blank page), the two stages to keep the classification loss low and the
   decoder's reconstruction error high: loss = cross-entropy - α x MSE(image, decoder). The
   decoder's output is a sigmoid, so that MSE is bounded and the model cannot win by blowing it up.
-  For its first `warmup` epochs the decoder trains against a model that only classifies (α = 0),
-  as ResSFL pretrains its attacker: the resistance starts against a decoder that already works.
+  For its first `warmup` epochs (fewer in a run too short for them: the last epoch always
+  resists) the decoder trains against a model that only classifies (α = 0), as ResSFL pretrains
+  its attacker: the resistance starts against a decoder that already works.
 NoPeek (cloud/nopeek.py) combines with each. Not with DP-SGD: its per-example gradients cover
 the classification loss only.
 
@@ -74,9 +75,10 @@ class Defence:
                              "and its classification loss only)")
         return self
 
-    def first_epoch(self) -> int:
-        """The first epoch (from 0) trained with the whole defence: after the warm-up."""
-        return int(self.warmup) if self.adversarial else 0
+    def first_epoch(self, epochs: int) -> int:
+        """The first epoch (from 0) trained with the whole defence: after the warm-up, which
+        leaves at least the last of `epochs` to the resistance."""
+        return min(int(self.warmup), epochs - 1) if self.adversarial else 0
 
     def any(self) -> bool:
         return bool(self.train_noise or self.adversarial or self.bottleneck)

@@ -29,10 +29,7 @@ def fit(proto: Protocol, cfg: TrainConfig, defence: Defence, extra_callbacks=())
     """Build and train the defended stages; (mobile, head, per-epoch history, validation set)."""
     cfg.validate()
     defence.validate(cfg.dp)
-    first = defence.first_epoch()
-    if first >= cfg.epochs:
-        raise ValueError(f"--adversarial warms its decoder up for {first} epochs: expected more "
-                         f"--epochs than that, got {cfg.epochs}")
+    first = defence.first_epoch(cfg.epochs)
     tf.keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()
     train, val = proto.train, proto.val
@@ -61,7 +58,7 @@ def run(proto: Protocol, cfg: TrainConfig, defence: Defence, out, force: bool = 
     """Train, export and write RUN_DIR atomically; return metrics.json's content."""
     with artifacts.atomic_dir(out, force) as tmp:
         mobile, head, epochs, val = fit(proto, cfg, defence)
-        best = max(epochs[defence.first_epoch():], key=lambda e: e["val_accuracy"])
+        best = max(epochs[defence.first_epoch(cfg.epochs):], key=lambda e: e["val_accuracy"])
         mobile.save(tmp / rundir.MOBILE_KERAS)
         head.save(tmp / rundir.HEAD_KERAS)
         tensors = export.export(mobile, proto.train.images, tmp)

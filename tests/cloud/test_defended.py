@@ -81,3 +81,10 @@ def test_a_defended_run_is_a_run_folder_the_edge_deploys(defended_run, lite):
     clean = Device.from_model(rundir.mobile(defended_run)).run(lite.val.images[:16])
     assert acts.shape == (16, 13, 13, 4)
     assert (acts - clean).std() == pytest.approx(2 * defence["activation_std"], rel=0.2)
+
+
+def test_the_warm_up_leaves_the_last_epoch_to_the_resistance():
+    assert Defence(adversarial=1.0).first_epoch(20) == 2
+    assert Defence(adversarial=1.0).first_epoch(2) == 1
+    assert Defence(adversarial=1.0).first_epoch(1) == 0
+    assert Defence(train_noise="gauss:2").first_epoch(20) == 0
