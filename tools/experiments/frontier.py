@@ -57,23 +57,24 @@ def edge_defense(s: DefendedSetting, std: float) -> str:
 
 
 def run(s: DefendedSetting, proto, models: Path) -> tuple[dict, list]:
-    """Train the defended target if missing, then job.run on the setting with its noise made an
-    absolute edge defence; the row keeps s's own key and fields."""
+    """Train the defended target if missing (job.run trains any other), then job.run on the
+    setting with its noise made an absolute edge defence; the row keeps s's own key and fields."""
     from splitleak.cloud import train_defended
     from splitleak.tools.experiments import job
 
     clock, target, defence = time.monotonic(), target_dir(models, s), s.defence()
-    trained = 0.0
+    trained, std, spec = 0.0, None, ""
     if defence.any() and not rundir.finished(target):
         train_defended.run(proto, s.train_config(), defence, target, force=True)
         trained = round(time.monotonic() - clock, 1)
-    elif not rundir.finished(target):  # an undefended target, shared with the plain settings
-        from splitleak.cloud import train
+    if s.noise:  # the noise scales with the target's std: train an undefended target first
+        if not rundir.finished(target):
+            from splitleak.cloud import train
 
-        train.run(proto, s.train_config(), target, force=True)
-        trained = round(time.monotonic() - clock, 1)
-    std = activation_std(target, proto)
-    spec = edge_defense(s, std)
+            train.run(proto, s.train_config(), target, force=True)
+            trained = round(time.monotonic() - clock, 1)
+        std = activation_std(target, proto)
+        spec = edge_defense(s, std)
     row, lines = job.run(replace(s, defense=spec), proto, models)
     metrics = rundir.read_metrics(target)
     adversary = [e["adversary_mse"] for e in metrics["epochs"] if "adversary_mse" in e]
