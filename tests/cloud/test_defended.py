@@ -83,6 +83,21 @@ def test_a_defended_run_is_a_run_folder_the_edge_deploys(defended_run, lite):
     assert (acts - clean).std() == pytest.approx(2 * defence["activation_std"], rel=0.2)
 
 
+def test_train_takes_the_defences_and_says_how_to_deploy_the_noise(tmp_path):
+    from tests.conftest import splitleak
+
+    bad = splitleak("train", "--train-noise", "gauss", "--out", tmp_path / "bad")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "expected gauss:K or laplace:K" in bad.stderr and not (tmp_path / "bad").exists()
+    done = splitleak("train", "--epochs", "1", "--limit", "64", "--split-after", "2", "--norm",
+                     "group", "--train-noise", "laplace:2", "--bottleneck", "4", "--out",
+                     tmp_path / "run")
+    assert done.returncode == 0, done.stderr[-2000:]
+    defence = json.loads((tmp_path / "run" / rundir.METRICS).read_text())["defence"]
+    assert f"deploy with --defense {defence['edge_defense']}" in done.stdout
+    assert defence["edge_defense"].startswith("noise:laplace:") and defence["bottleneck"] == 4
+
+
 def test_the_warm_up_leaves_the_last_epoch_to_the_resistance():
     assert Defence(adversarial=1.0).first_epoch(20) == 2
     assert Defence(adversarial=1.0).first_epoch(2) == 1

@@ -161,8 +161,9 @@ def test_bad_config_and_a_foreign_results_folder_are_refused(tmp_path, omniglot_
     assert "unknown setting key(s) ['colour']" in capsys.readouterr().err
     folder = tmp_path / "out" / "results"
     folder.mkdir(parents=True)
+    path = settings.code_path(settings.preset("depth"))
     other = results.config("depth", "r", "lite", [asdict(replace(job.Setting("x"), epochs=3))],
-                           [1], None, folder)
+                           [1], None, folder, files=path)
     (folder / results.CONFIG).write_text(json.dumps(other))
     argv = [*base, "--preset", "depth", "--out", str(tmp_path / "out")]
     assert cli.main(argv) == 2
@@ -170,7 +171,7 @@ def test_bad_config_and_a_foreign_results_folder_are_refused(tmp_path, omniglot_
         capsys.readouterr().err)
     chosen = settings.preset("depth")
     mine = results.config("depth", settings.recipe(chosen), "lite", [asdict(s) for s in chosen],
-                          [1, 2, 3], None, folder)
+                          [1, 2, 3], None, folder, files=path)
     mine["code"]["sha256"] = "0" * 64  # rows of other code
     (folder / results.CONFIG).write_text(json.dumps(mine))
     assert cli.main(argv) == 2

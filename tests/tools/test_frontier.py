@@ -50,3 +50,44 @@ def test_a_defended_job_is_attacked_by_fresh_decoders_at_the_trained_snr(tmp_pat
     assert row["activation"] == [13, 13, 4]
     assert row["training_adversary_mse"] > 0 and {"naive", "adaptive", "whitebox"} <= set(row)
     assert "target" in row["seconds"] and [label for label, _ in lines][0] == "original"
+
+
+def test_a_frontier_sweep_records_its_path_and_reports_the_front(monkeypatch, tmp_path):
+    """Rows stubbed (a job's training and attacks are tested above): the sweep sends defended
+    settings to the frontier's job, records the defended modules on its path, and its page
+    answers the question with the front drawn."""
+    import json
+
+    import numpy as np
+
+    from splitleak.cloud import data
+    from splitleak.tools import cli
+    from splitleak.tools.experiments import job, pareto, provenance, results
+    from tests.tools.test_experiment import _row
+
+    sent = {}
+
+    def fake(runner):
+        def run(s, proto, models):
+            sent[s.key()] = runner
+            top1 = 0.001 if s.dp else 0.9 / (1 + (s.adversarial or 0) + (s.nopeek or 0))
+            return _row(s, top1) | {"classes": 3, "seconds": {}, "accuracy": 0.9 - (
+                0.3 if s.dp else 0.0), "snr": 0.25 if s.noise else None}, [
+                ("original", np.zeros((1, 8, 8, 1)))]
+        return run
+
+    monkeypatch.setattr(job, "run", fake("job"))
+    monkeypatch.setattr(frontier, "run", fake("frontier"))
+    monkeypatch.setattr(data, "load_protocol", lambda *a, **k: None)
+    folder = tmp_path / "results"
+    assert cli.main(["experiment", "sweep", "--preset", "frontier", "--out", str(tmp_path / "w"),
+                     "--results", str(folder)]) == 0
+    assert set(sent.values()) == {"frontier"} and len(sent) == len(frontier.preset())
+    cfg = results.read_config(folder)
+    assert set(provenance.DEFENDED) <= set(cfg["code"]["files"]) and cfg["seeds"] == [1]
+    assert results.stale(folder) is None
+    page = (folder / "results.md").read_text()
+    assert "## The frontier" in page and "No setting reaches both" in page
+    assert (folder / pareto.PLOT).stat().st_size > 10_000
+    rows = [json.loads(p.read_text()) for p in (folder / "rows").glob("*.json")]
+    assert {r["setting"]["name"] for r in rows} == {s.name for s in frontier.preset()}

@@ -277,6 +277,9 @@ def test_record_runs_a_lab_per_student_and_tabulates_the_figures(tmp_path, omnig
         "lab": 2, "size": "short",
         "command": f"splitleak lab record 2 --students alice bob --out {out} --size short"}
     assert {"commit", "dirty", "versions", "machine", "date"} <= set(rec["provenance"])
+    ran = rec["provenance"]["code_files"]  # the modules the lab's commands ran, each hashed
+    assert {"tools/labs/record.py", "attack/live.py", "edge/node.py", "cloud/service.py"} <= set(ran)
+    assert "cloud/dp.py" not in ran and "cloud/train_defended.py" not in ran  # lab 2 runs neither
     assert list(rec["students"]) == ["alice", "bob"]
     a, b = (rec["students"][s]["figures"] for s in ("alice", "bob"))
     assert list(a) == list(b) and "blank page: MSE" in a and "top-1 identification" in a

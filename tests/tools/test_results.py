@@ -245,6 +245,16 @@ def test_an_older_stamp_without_module_hashes_is_checked_over_its_folders(tmp_pa
     assert "the code under pkg changed since commit abcdef0" in provenance.stale_path(stamp, tmp_path)
 
 
+def test_every_splitleak_process_traces_the_modules_it_ran(tmp_path, omniglot_dir):
+    from tests.conftest import splitleak
+
+    trace = tmp_path / "modules.txt"
+    assert splitleak("data", env={provenance.TRACE: str(trace)}).returncode == 0
+    ran = provenance.traced(trace)
+    assert {"tools/cli/data.py", "cloud/data.py", "tools/experiments/provenance.py"} <= set(ran)
+    assert "cloud/dp.py" not in ran and all((provenance.ROOT / name).is_file() for name in ran)
+
+
 def test_a_traced_process_appends_its_modules_once_and_what_it_loads_later(tmp_path):
     import subprocess
     import sys

@@ -9,7 +9,7 @@ import pytest
 
 from splitleak.cloud import data
 from splitleak.tools import cli
-from splitleak.tools.experiments import job, results, settings, sweep
+from splitleak.tools.experiments import frontier, job, results, settings, sweep
 from tests.tools.test_experiment import _row
 
 TINY = {"epochs": 1, "attack_epochs": 1, "whitebox_limit": 3, "limit": 96}
@@ -58,6 +58,7 @@ def _stub(monkeypatch) -> list:
         return row, [("original", np.zeros((1, 8, 8, 1)))]
 
     monkeypatch.setattr(job, "run", fake)
+    monkeypatch.setattr(frontier, "run", fake)
     monkeypatch.setattr(data, "load_protocol", lambda *a, **k: None)
     return ran
 
@@ -175,12 +176,15 @@ def test_models_trained_by_other_code_are_not_reused(monkeypatch, tmp_path, caps
     _stub(monkeypatch)
     assert _sweep(tmp_path, "a", "--shard", "1/2") == 0
     marker = tmp_path / "a" / sweep.CODE_FILE
-    assert json.loads(marker.read_text())["sha256"] == results.read_config(
-        tmp_path / "a" / "results")["code"]["sha256"]
-    marker.write_text(json.dumps({"sha256": "f" * 64}))
+    recorded = json.loads(marker.read_text())["code_files"]
+    assert sorted(recorded) == sorted(results.read_config(tmp_path / "a" / "results")["code"]["files"])
+    marker.write_text(json.dumps({"code_files": recorded | {"cloud/train.py": "0" * 16}}))
     assert _sweep(tmp_path, "a", "--shard", "2/2", "--results", str(tmp_path / "r")) == 2
-    assert "holds models trained by other code (sha256 ffffffffffff" in capsys.readouterr().err
+    assert "trained by other code (cloud/train.py changed since)" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # refused before anything was written
+    marker.write_text(json.dumps({"sha256": "f" * 64}))  # the format before each module's hash
+    assert _sweep(tmp_path, "a", "--shard", "2/2", "--results", str(tmp_path / "r")) == 2
+    assert "cloud/model.py, cloud/train.py" in capsys.readouterr().err
 
 
 def test_models_from_before_code_hashes_are_reused_with_a_warning(monkeypatch, tmp_path, capsys):
@@ -189,3 +193,24 @@ def test_models_from_before_code_hashes_are_reused_with_a_warning(monkeypatch, t
     assert _sweep(tmp_path, "a", "--shard", "1/2") == 0
     assert "holds models from before code hashes were recorded" in capsys.readouterr().out
     assert (tmp_path / "a" / sweep.CODE_FILE).is_file()
+
+
+def test_a_folder_narrowed_to_the_modules_its_rows_run_stays_current_and_resumes(
+        monkeypatch, tmp_path):
+    """A folder whose code list named a module its rows never import (cloud/dp.py in the depth
+    sweep's, before settings.code_path) is narrowed once: its rows' hash over the longer list is
+    kept as wider_hashes, and a sweep with the narrowed path resumes it."""
+    ran = _stub(monkeypatch)
+    assert _sweep(tmp_path, "a", "--shard", "1/2") == 0
+    folder = tmp_path / "a" / "results"
+    cfg = results.read_config(folder)
+    rows = [json.loads(p.read_text()) for p in (folder / results.ROWS).glob("*.json")]
+    for row in rows:  # as if computed when the list was longer
+        row["provenance"]["code_hash"] = "1" * 64
+        results.write_row(folder, row)
+    assert "is stale" in results.stale(folder)
+    cfg["code"]["wider_hashes"] = ["1" * 64]
+    (folder / results.CONFIG).write_text(results.dump(cfg))
+    assert results.stale(folder) is None
+    assert _sweep(tmp_path, "a", "--shard", "2/2") == 0  # resumed: the configs agree
+    assert len(results.row_keys(folder)) == len(set(ran)) == 2 * len(settings.preset("depth"))

@@ -74,6 +74,9 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    from splitleak.tools.experiments.provenance import trace_modules
+
+    trace_modules()  # a lab record's: which modules this process ran
     try:
         return args._module.run(args) or 0
     except KeyboardInterrupt:

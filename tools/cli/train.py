@@ -44,6 +44,18 @@ def add_arguments(parser) -> None:
                          "(default %(default)s)")
     dp.add_argument("--delta", type=float, default=DEFAULTS.delta,
                     help="δ of the reported (ε, δ), at most 1/n (default %(default)s)")
+    defended = parser.add_argument_group("defences trained in (cloud/defended.py)")
+    defended.add_argument("--train-noise", default="", metavar="gauss:K|laplace:K",
+                          help="add noise of K x the activation's std at the cut while training, "
+                               "so the head learns to classify it (Titcombe et al. 2021); the "
+                               "edge adds it with --defense, as the run prints")
+    defended.add_argument("--adversarial", type=float, default=0.0, metavar="ALPHA",
+                          help="attacker-aware training (ResSFL): a simulated decoder trained "
+                               "alongside, the stages trained to classify while it reconstructs "
+                               "badly: loss - ALPHA x its MSE (default %(default)s: off)")
+    defended.add_argument("--bottleneck", type=int, default=0, metavar="C",
+                          help="a 1x1 convolution to C channels at the end of the mobile stage, "
+                               "exported with it (default %(default)s: none)")
     add_data_options(parser)
 
 
@@ -57,20 +69,30 @@ def run(args) -> int:
                       sampling=args.sampling, delta=args.delta,
                       dp_engine=args.dp_engine).validate()
     from splitleak.cloud.data import load_protocol
+    from splitleak.cloud.defended import Defence
     from splitleak.cloud.rundir import default_run_dir
 
+    defence = Defence(args.train_noise, args.adversarial, args.bottleneck).validate(cfg.dp)
     out = args.out or str(default_run_dir(args.protocol, args.split_after)) + (
         f"-dp{args.noise_multiplier:g}" if args.dp else "") + (
-        f"-nopeek{args.nopeek:g}" if args.nopeek else "")
+        f"-nopeek{args.nopeek:g}" if args.nopeek else "") + (
+        f"-noise-{args.train_noise.replace(':', '')}" if args.train_noise else "") + (
+        f"-adv{args.adversarial:g}" if args.adversarial else "") + (
+        f"-c{args.bottleneck}" if args.bottleneck else "")
     proto = load_protocol(args.protocol, args.omniglot_dir, leaky=args.leaky)
     if cfg.dp:  # before TensorFlow loads: a refusal is one line
         from splitleak.cloud import privacy
 
         privacy.check(cfg.trained_on(len(proto.train)), cfg.batch, cfg.noise_multiplier,
                       cfg.epochs, cfg.delta)
-    from splitleak.cloud import train
+    if defence.any():
+        from splitleak.cloud import train_defended
 
-    metrics = train.run(proto, cfg, out, force=args.force)
+        metrics = train_defended.run(proto, cfg, defence, out, force=args.force)
+    else:
+        from splitleak.cloud import train
+
+        metrics = train.run(proto, cfg, out, force=args.force)
     p = metrics["parity"]
     shape = "x".join(map(str, metrics["activation_shape"]))
     print(f"split after block {cfg.split_after}: activation {shape}")
@@ -85,5 +107,9 @@ def run(args) -> int:
     print(f"TFLite parity on {p['images']} images: float32 max diff {p['float32_max_abs_diff']:.1e}; "
           f"int8 relative error {p['int8_relative_error']:.3f}, "
           f"top-1 agreement {p['int8_top1_agreement']:.3f}")
+    if metrics.get("defence", {}).get("edge_defense"):
+        print(f"the head trained on noise at {args.train_noise} x the activation's std "
+              f"({metrics['defence']['activation_std']:.4g}): deploy with --defense "
+              f"{metrics['defence']['edge_defense']}")
     print(f"wrote {out}")
     return 0

@@ -12,6 +12,9 @@ same code as its results.md (tools/experiments/report.py):
             inline: per setting, the mean over seeds [95 % interval] of the stronger black box's
             top-1 (or the white box's, or the deployment's accuracy), with chance
   time      inline: the folder's hours of computing, and the estimate for all its jobs
+  answer    inline: the frontier's answer (tools/experiments/pareto.py): which settings keep
+            accuracy and stop identification, or the closest
+  frontier  the frontier's table (every setting's point, the front marked) with its notes
   network   a network experiment's folder (docs/results/network-ENGINE): its table, with the
             commit and date of its run
 
@@ -25,15 +28,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from splitleak.tools import blocks as generated
-from splitleak.tools.experiments import network, report, results, settings, tables
+from splitleak.tools.experiments import network, pareto, report, results, settings, tables
 from splitleak.tools.experiments.sweep import duration
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 FOLDERS = "docs/results"  # the committed results folders, relative to the checkout
 TAG = "results"
 DOCS_COMMAND = "splitleak experiment docs"
-TABLES = ("utility", *tables.ATTACKS)
-INLINE = ("status", "top1", "whitebox-top1", "accuracy", "time")
+TABLES = ("utility", *tables.ATTACKS, "frontier")
+INLINE = ("status", "top1", "whitebox-top1", "accuracy", "time", "answer")
 NETWORK_RESULT = "results.json"  # a network experiment's folder: results.json and results.md
 
 
@@ -63,6 +66,11 @@ def table(f: Folder, kind: str) -> str:
     if kind == "utility":
         body = report.utility(f.found, report.classes(f.cfg, f.rows))
         note = report.T_NOTE
+    elif kind == "frontier":
+        section = pareto.section(f.rows, [s["name"] for s in f.cfg["settings"]])
+        if not section:
+            return f"No rows yet ({status(f)}).\n"
+        body, note = section[4:-2], section[-2]
     else:
         sizes = sorted({r[kind]["n"] for r in f.rows if r.get(kind)})
         if not sizes:
@@ -104,10 +112,16 @@ def _means(f: Folder) -> str:
     return f"means over {n} seed{'s' * (seeds != [1])} [95 % t-interval]; {status(f)}"
 
 
+def answer(f: Folder) -> str:
+    """The frontier's answer in one sentence, and where it comes from."""
+    found = pareto.points(f.rows, [s["name"] for s in f.cfg["settings"]])
+    return f"{pareto.sentence(found)[:-1]} ({_means(f)})." if found else f"no rows yet ({status(f)})"
+
+
 def hours(f: Folder) -> str:
     """Hours computed so far and the estimate for every job of the folder from nothing."""
     spent = sum((r.get("provenance") or {}).get("seconds") or 0 for r in f.rows) / 3600
-    jobs = settings.jobs([settings.Setting(**s) for s in f.cfg["settings"]], f.cfg["seeds"])
+    jobs = settings.jobs([settings.from_dict(s) for s in f.cfg["settings"]], f.cfg["seeds"])
     whole = settings.estimate_seconds(jobs, set()) / 3600
     return (f"{spent:.1f} h of computing for its {len(f.rows)} rows so far; all "
             f"{len(jobs)} jobs from nothing, estimated {whole:.1f} h on 2 cores ({status(f)})")
@@ -187,7 +201,7 @@ def generate(name: str, root: Path = CHECKOUT) -> str:
     if part in TABLES:
         return table(f, part)
     return {"status": status, "top1": top1, "accuracy": accuracy, "time": hours,
-            "whitebox-top1": lambda f: top1(f, "whitebox")}[part](f)
+            "answer": answer, "whitebox-top1": lambda f: top1(f, "whitebox")}[part](f)
 
 
 @lru_cache(maxsize=32)

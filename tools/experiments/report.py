@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from splitleak.cloud.data import LITE_TARGET
-from splitleak.tools.experiments import results, settings, stats, tables
+from splitleak.tools.experiments import pareto, results, settings, stats, tables
 
 PAGE = "results.md"
 GRIDS = "grids"  # a results folder's grids, one per row: grids/KEY.png (the sweep copies them)
@@ -52,6 +52,9 @@ def write(folder: Path, out: Path | None = None) -> Page:
     pending = f"No rows yet: {results.command(cfg)}"
     written.append(tables.save_plot(out, means) if means
                    else tables.save_pending(out / tables.PLOT, pending))
+    if defended_in(rows):
+        pareto.plot(pareto.points(rows), out / pareto.PLOT)
+        written.append(out / pareto.PLOT)
     grid = compose_grid(Path(folder), cfg, found, out / GRID)
     written.append(grid or tables.save_pending(out / GRID, pending))
     return Page(text, written, results.stale(folder))
@@ -101,6 +104,8 @@ def markdown(cfg: dict, rows: list[dict], found: list) -> str:
              f"{T_NOTE} Accuracy: the deployment's on the validation images (TFLite stage, edge "
              "defence, cloud head), beside chance (1/classes); undefended: the setting without "
              "any defence at the same cut.", ""]
+    if defended_in(rows):
+        lines += pareto.section(rows, [s["name"] for s in cfg.get("settings", [])])
     for kind, title in tables.ATTACKS.items():
         for n in sorted({r[kind]["n"] for r in rows if r.get(kind)}):
             lines += [f"## Reconstruction: {title}, N = {n:,} test images", "",
@@ -148,8 +153,14 @@ def utility(found: list, classes: int) -> list[str]:
     return _table(head, body + [chance + [""] * (len(head) - len(chance))])
 
 
+def defended_in(rows: list[dict]) -> bool:
+    """Whether rows come from the frontier's settings (tools/experiments/frontier.py): their
+    page gets the frontier's section and plot."""
+    return any("adversarial" in r["setting"] for r in rows)
+
+
 def _defended(s: dict) -> bool:
-    return bool(s.get("defense") or s.get("dp") or s.get("nopeek"))
+    return pareto.defended(s)
 
 
 def _epsilon(s: dict, rs: list[dict]) -> str:

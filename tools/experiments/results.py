@@ -2,7 +2,9 @@
 the work folder that holds its models (runs/experiment-PRESET, never committed).
 
   config.json      the sweep: preset, network recipe, settings (without seeds), seeds, --config's
-                   fields, the code hash (provenance.CODE) and the command that re-runs it all
+                   fields, the code hash over the modules its rows run (settings.code_path) and
+                   the command that re-runs it all; "wider_hashes": the hashes its rows recorded
+                   over a longer list of modules, when the list was narrowed to what they run
   rows/KEY.json    one row per (setting, seed), KEY = the seeded setting's key: every metric
                    (sweep.run_setting) and its provenance (commit, dirty, code hash, package
                    versions, machine, date, seconds, shard)
@@ -29,12 +31,14 @@ VARIES = ("seeds", "command", "results", "config_file")  # what folders of one s
 
 
 def config(preset: str, recipe: str, protocol: str, settings: list[dict], seeds: list,
-           overrides: dict | None, folder: Path, config_file: Path | None = None) -> dict:
-    """A results folder's config.json (settings as dicts without their seed)."""
+           overrides: dict | None, folder: Path, config_file: Path | None = None,
+           files=provenance.CODE) -> dict:
+    """A results folder's config.json (settings as dicts without their seed); `files`: the
+    modules its rows run (settings.code_path)."""
     out = {"format": FORMAT, "preset": preset, "recipe": recipe, "protocol": protocol,
            "settings": [{k: v for k, v in s.items() if k != "seed"} for s in settings],
            "overrides": overrides, "config_file": str(config_file) if config_file else None,
-           "code": {"sha256": provenance.code_hash(), "files": list(provenance.CODE)},
+           "code": {"sha256": provenance.code_hash(files=files), "files": list(files)},
            "seeds": seeds, "results": shown(folder)}
     return out | {"command": command(out)}
 
@@ -75,7 +79,7 @@ def open_folder(folder: Path, cfg: dict) -> dict:
 def union(mine: dict, other: dict, folder: Path, what: str) -> dict:
     """`mine` with `other`'s seeds added; ValueError if they are not one sweep on one code."""
     differ = sorted(k for k in set(mine) | set(other)
-                    if k not in VARIES and mine.get(k) != other.get(k))
+                    if k not in VARIES and _compared(mine, k) != _compared(other, k))
     if differ == ["code"]:
         raise ValueError(
             f"{folder}'s rows were computed by other code (sha256 {mine['code']['sha256'][:12]}) "
@@ -88,6 +92,15 @@ def union(mine: dict, other: dict, folder: Path, what: str) -> dict:
     seeds = sorted({*mine["seeds"], *other["seeds"]}, key=lambda s: (s is None, s or 0))
     out = mine | {"seeds": seeds}
     return out | {"command": command(out)}
+
+
+def _compared(cfg: dict, key: str):
+    """What two configs must agree in: the code by its modules and hash (not the hashes its
+    rows recorded over a longer list)."""
+    value = cfg.get(key)
+    if key == "code" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "wider_hashes"}
+    return value
 
 
 def read_config(folder: Path) -> dict:
@@ -170,9 +183,11 @@ def stale(folder: Path) -> str | None:
     """None when the folder's rows were computed by the code as it is now; else why not, with
     the producing commit and the command that re-runs it."""
     cfg, rows = read(folder)
-    now = provenance.code_hash()
-    recorded = {(cfg.get("code") or {}).get("sha256")} | {
-        (r.get("provenance") or {}).get("code_hash") for r in rows}
+    code = cfg.get("code") or {}
+    now = provenance.code_hash(files=code.get("files") or provenance.CODE)
+    wider = set(code.get("wider_hashes", []))
+    recorded = {code.get("sha256")} | {
+        (r.get("provenance") or {}).get("code_hash") for r in rows} - wider
     if recorded == {now}:
         return None
     commits = sorted({str((r.get("provenance") or {}).get("commit")) for r in rows})

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from splitleak.cloud import rundir
 from splitleak.cloud.config import SEED_DP, SPLITS, TrainConfig
+from splitleak.tools.experiments import frontier, provenance
+from splitleak.tools.experiments.frontier import DefendedSetting
 from splitleak.tools.experiments.job import Setting, decoder_dir, key_hash, target_dir
 
 DEFENCE_SPLIT = 2  # the defences preset cuts where the undefended leak is total (top-1 1.0)
@@ -23,8 +25,10 @@ DEFENCE_SPLIT = 2  # the defences preset cuts where the undefended leak is total
 # box on 64 images, the rest of one job's evaluations. From the steps' seconds that rows record
 # (provenance "steps" of docs/results/depth's seed-1 rows, 2026-12-05; K = 2..4 ran beside
 # other work, and K = 4's decoder stopped early).
-SECONDS = {"train": 220, "train_dp": 450, "decoder": {1: 960, 2: 530, 3: 580, 4: 150},
-           "whitebox": 210, "evaluate": 60}
+# Attacker-aware training: 2.4 times a plain target's epochs (two epochs each at K = 2, quiet
+# machine, 2026-12-06); noise-aware training costs what plain training does.
+SECONDS = {"train": 220, "train_dp": 450, "train_adversarial": 530,
+           "decoder": {1: 960, 2: 530, 3: 580, 4: 150}, "whitebox": 210, "evaluate": 60}
 LITE_IMAGES = 1700  # about the lite protocol's train and attacker split: what --limit scales
 NORMS = {"group": "GroupNorm", "batch": "BatchNorm", "none": "no normalisation"}
 
@@ -50,10 +54,14 @@ def preset(name: str) -> list[Setting]:
                replace(base, name="seed decoder, all epochs", attack_arch="seed",
                        attack_patience=0)]
     elif name == "lab":  # lab 4: one of each kind of defence, where the undefended leak is total
-        cut = replace(base, name="none", split_after=DEFENCE_SPLIT)
+        cut = DefendedSetting("none", split_after=DEFENCE_SPLIT)
         out = [cut, replace(cut, name="DP-SGD z=0.7", dp=True, noise_multiplier=0.7),
-               replace(cut, name="noise:gauss:4", defense="noise:gauss:4"),
-               replace(cut, name="NoPeek α=5", nopeek=5.0)]
+               replace(cut, name="noise 2std", noise="gauss:2", noise_trained=False),
+               replace(cut, name="noise 2std, trained", noise="gauss:2", noise_trained=True),
+               replace(cut, name="NoPeek α=20", nopeek=20.0),
+               replace(cut, name="attacker-aware α=30, C=8", adversarial=30.0, bottleneck=8)]
+    elif name == "frontier":  # every defence as the papers run it, after blocks 2 and 3
+        out = frontier.preset()
     elif name == "all":
         out = list({s.key(): s for p in ("seed-dp", "defences", "depth", "attack")
                     for s in preset(p)}.values())
@@ -62,10 +70,10 @@ def preset(name: str) -> list[Setting]:
     return out
 
 
-PRESETS = ("seed-dp", "defences", "depth", "attack", "all", "lab")
+PRESETS = ("seed-dp", "defences", "depth", "attack", "frontier", "all", "lab")
 # each preset's seeds; None: the configs' own seed (or --config's), the lab's one student seed
 SEEDS = {"seed-dp": (1, 2, 3), "defences": (1, 2, 3), "depth": (1, 2, 3), "attack": (1, 2, 3),
-         "all": (1, 2, 3), "lab": (None,)}
+         "frontier": (1,), "all": (1, 2, 3), "lab": (None,)}
 
 
 def seeds_for(preset_name: str, chosen: list[Setting], asked=None) -> list:
@@ -96,6 +104,22 @@ def shard(todo: list[Setting], index: int, count: int) -> list[Setting]:
     targets = sorted({s.target_key() for s in todo})
     mine = {t for i, t in enumerate(targets) if i % count == index - 1}
     return [s for s in todo if s.target_key() in mine]
+
+
+def from_dict(fields: dict) -> Setting:
+    """A setting as a results folder stores it (a frontier setting when it has their fields)."""
+    return (DefendedSetting if "adversarial" in fields else Setting)(**fields)
+
+
+def code_path(chosen: list[Setting]) -> tuple[str, ...]:
+    """The modules a sweep's rows run (what its results folder records a hash of):
+    provenance.CODE, without DP-SGD's module when no setting trains with DP-SGD (cloud/train.py
+    imports it only then), with the defended training's when a setting trains a defence in or
+    scales its noise by the target (tools/experiments/frontier.py)."""
+    files = tuple(f for f in provenance.CODE
+                  if f != "cloud/dp.py" or any(s.dp for s in chosen))
+    return files + (provenance.DEFENDED if any(isinstance(s, DefendedSetting) for s in chosen)
+                    else ())
 
 
 def unseeded_key(setting: dict) -> str:
@@ -145,12 +169,18 @@ def estimate_seconds(settings: list[Setting], done: set, models: Path | None = N
         targets = {k: s for k, s in targets.items()
                    if not rundir.finished(target_dir(models, s))}
         decoders = {d: s for d, s in decoders.items() if not rundir.finished(d)}
-    return (sum(SECONDS["train_dp" if s.dp else "train"] * s.epochs / TrainConfig.epochs
-                * _data(s) for s in targets.values())
+    return (sum(SECONDS[_training(s)] * s.epochs / TrainConfig.epochs * _data(s)
+                for s in targets.values())
             + sum(SECONDS["decoder"][s.split_after] * s.attack_epochs / Setting.attack_epochs
                   * _data(s) for s in decoders.values())
             + sum(SECONDS["evaluate"] + SECONDS["whitebox"] * s.whitebox_limit / Setting.whitebox_limit
                   * (2 if s.blank_whitebox else 1) for s in todo))
+
+
+def _training(s: Setting) -> str:
+    if s.dp:
+        return "train_dp"
+    return "train_adversarial" if getattr(s, "adversarial", None) else "train"
 
 
 def _data(s: Setting) -> float:

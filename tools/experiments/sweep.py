@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from splitleak.cloud import artifacts
-from splitleak.tools.experiments import job, provenance, report, results, settings, tables
+from splitleak.tools.experiments import frontier, job, provenance, report, results, settings, tables
 
 RESULTS = "results.json"  # the work folder's rows, by key, as one file (lab 4's check reads it)
 CODE_FILE = "code.json"  # the models folder's code hash (provenance.code_hash) its models came from
@@ -51,8 +51,9 @@ def run_sweep(preset_name: str, out: Path | None = None, config: Path | None = N
     folder = Path(results_dir or out / "results")
     models = Path(models or out)
     overrides = artifacts.read_json(config) if config else None
+    files = settings.code_path(chosen)
     cfg = results.config(preset_name, network, protocol, [asdict(s) for s in chosen], seeds,
-                         overrides, folder, config)
+                         overrides, folder, config, files)
     done = results.row_keys(folder) if (folder / results.CONFIG).is_file() else set()
     if not dry_run:
         _prepare(out, models, folder, cfg)
@@ -63,7 +64,7 @@ def run_sweep(preset_name: str, out: Path | None = None, config: Path | None = N
     from splitleak.cloud.data import load_protocol
 
     proto = load_protocol(protocol, omniglot_dir)
-    stamp = provenance.stamp() | {"shard": f"{shard[0]}/{shard[1]}" if shard else None}
+    stamp = provenance.stamp(files) | {"shard": f"{shard[0]}/{shard[1]}" if shard else None}
     start = time.monotonic()
     for i, s in enumerate(mine, 1):
         label = f"[{i}/{len(mine)}] {s.name}" + (f", seed {s.seed}" if s.seed is not None else "")
@@ -72,7 +73,8 @@ def run_sweep(preset_name: str, out: Path | None = None, config: Path | None = N
             continue
         began = time.monotonic()
         print(f"{label} ({s.key()})", flush=True)
-        row, lines = job.run(s, proto, models)
+        runner = frontier.run if isinstance(s, frontier.DefendedSetting) else job.run
+        row, lines = runner(s, proto, models)
         grid = tables.save_grid(out, s.key(), s.name, lines)
         (folder / report.GRIDS).mkdir(exist_ok=True)
         row["grid"] = Path(shutil.copy(grid, folder / report.GRIDS / grid.name)).name
@@ -112,14 +114,23 @@ def _write_view(out: Path, folder: Path) -> list[dict]:
 
 def _prepare(out: Path, models: Path, folder: Path, cfg: dict) -> None:
     """Refuse a results folder of another sweep or other code, and a models folder whose models
-    other code trained (CODE_FILE: reusing them would credit their rows to this code); then
-    write the folders' records, keeping a results.json from before results folders aside."""
-    code, marker = cfg["code"]["sha256"], models / CODE_FILE
-    if marker.is_file() and artifacts.read_json(marker)["sha256"] != code:
-        raise ValueError(f"{models} holds models trained by other code (sha256 "
-                         f"{artifacts.read_json(marker)['sha256'][:12]}, now {code[:12]}); the "
-                         "sweep would reuse them: pass another --models (or --out), or remove "
-                         "that folder")
+    other code trained (CODE_FILE, each module's hash: reusing them would credit their rows to
+    this code); then write the folders' records, keeping a results.json from before results
+    folders aside. Presets share a models folder: CODE_FILE gathers the modules of each."""
+    marker, files = models / CODE_FILE, cfg["code"]["files"]
+    known = artifacts.read_json(marker).get("code_files", {}) if marker.is_file() else {}
+    if marker.is_file() and not known:  # written before each module's hash was kept
+        old = artifacts.read_json(marker)
+        names = old.get("files", provenance.CODE)
+        same = provenance.code_hash(files=names) == old.get("sha256")
+        known = {name: provenance.file_hash(provenance.ROOT / name) if same else "?"
+                 for name in names}
+    changed = [name for name, digest in known.items() if not (provenance.ROOT / name).is_file()
+               or provenance.file_hash(provenance.ROOT / name) != digest]
+    if changed:
+        raise ValueError(f"{models} holds models trained by other code ({', '.join(changed)} "
+                         "changed since); the sweep would reuse them: pass another --models (or "
+                         "--out), or remove that folder")
     results.open_folder(folder, cfg)
     if not marker.is_file() and (models / job.TARGETS).is_dir():
         print(f"warning: {models} holds models from before code hashes were recorded; they are "
@@ -127,7 +138,8 @@ def _prepare(out: Path, models: Path, folder: Path, cfg: dict) -> None:
               flush=True)
     for path in (out, models):
         path.mkdir(parents=True, exist_ok=True)
-    artifacts.write_json(marker, {"sha256": code, "files": list(provenance.CODE)})
+    mine = provenance.path_stamp((), files=files)["code_files"]
+    artifacts.write_json(marker, {"code_files": known | mine})
     path = out / RESULTS
     if path.is_file() and "results" not in artifacts.read_json(path):
         path.replace(out / "results-legacy.json")

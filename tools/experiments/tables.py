@@ -46,10 +46,11 @@ def columns(rows: list[dict]) -> list[tuple[str, Callable[[dict], str]]]:
 
 
 def setting_cell(row: dict) -> str:
-    """The setting's name, with its cut unless the name is the cut."""
+    """The setting's name, with its cut unless the name is or ends with it."""
     name, cut = row["setting"]["name"], f"K={row['setting']['split_after']}"
     seed = row["setting"].get("seed")
-    return (name if name == cut else f"{name} ({cut})") + (f", seed {seed}" if seed is not None else "")
+    named = name == cut or name.endswith(f"({cut})")
+    return (name if named else f"{name} ({cut})") + (f", seed {seed}" if seed is not None else "")
 
 
 def seed_cell(setting: dict) -> str:

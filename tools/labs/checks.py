@@ -129,7 +129,7 @@ def lab4(folder: Path, v: dict) -> dict:
             ev.deployed_accuracy(folder, done[s.key()], s.name)
 
     def read():
-        for name in ("results.md", "privacy-utility.png", "report.html"):
+        for name in ("results.md", "frontier.png", "report.html"):
             if not (folder / "sweep" / name).is_file():
                 raise Missing(f"sweep/{name} is missing: the sweep writes it when every "
                               "setting is done")

@@ -231,7 +231,8 @@ def deployed_accuracy(folder: Path, row: dict, name: str) -> None:
     if not (target / rundir.HEAD_KERAS).is_file():
         raise Missing(f"{name}'s target {row['target']} is not in this folder's sweep: run the "
                       "sweep here")
-    again = deployment(target, load_protocol("lite"), row["setting"]["defense"])["accuracy"]
+    defense = row.get("edge_defense", row["setting"]["defense"])  # the frontier's: absolute
+    again = deployment(target, load_protocol("lite"), defense)["accuracy"]
     if abs(again - row["accuracy"]) > 1e-6:
         raise Missing(f"{name}: sweep/results.json says accuracy {row['accuracy']:.3f}, its "
                       f"target scores {again:.3f} when evaluated again: run the sweep again")

@@ -26,7 +26,7 @@ TITLES = {
     1: "The split system and what is on the wire",
     2: "The black-box attack, live: how identifiable are the reconstructions?",
     3: "Where to split: bytes on the wire against what leaks",
-    4: "Does DP-SGD stop inference-time inversion? Edge noise and NoPeek",
+    4: "Defences against inversion: DP-SGD, edge noise, NoPeek, attacker-aware training",
     5: "Lock down the broker: weak passwords, TLS and ACLs",
     6: "On the wire: a passive eavesdropper, a password in clear, and TLS",
 }

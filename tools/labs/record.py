@@ -161,13 +161,18 @@ def lab4(folder: Path, v: dict) -> dict:
             out[f"{s.name}: ε (PLD)"] = r["epsilon"]["pld"]
         out[f"{s.name}: dCor"] = r["dcor"]
         out[f"{s.name}: naive black box top-1"] = r["naive"]["top1"]
-        if s.defense:
+        if r.get("adaptive"):
+            out[f"{s.name}: SNR"] = r["snr"]
             out[f"{s.name}: adaptive black box top-1"] = r["adaptive"]["top1"]
+        if r.get("training_adversary_mse") is not None:
+            out[f"{s.name}: training adversary's MSE"] = r["training_adversary_mse"]
+            out[f"{s.name}: fresh decoder's MSE"] = r["naive"]["mse"]
         out[f"{s.name}: white box top-1"] = r["whitebox"]["top1"]
     first = done[replace(preset("lab")[0], **sizes).key()]
     return out | {"black box: test images": first["naive"]["n"],
                   "white box: images": first["whitebox"]["n"],
-                  "activation std (none)": first["activation_std"]}
+                  "activation std (none)": first["activation_std"],
+                  "mean image's MSE": first["naive"]["mean_image_mse"]}
 
 
 def lab5(folder: Path, v: dict) -> dict:
@@ -243,12 +248,40 @@ def command(n: int, students: list[str], out: Path, size: str) -> str:
 
 
 def stamp() -> dict:
-    """The commit (and whether tracked .py files differ from it), packages, machine, date."""
+    """The commit (and whether tracked .py files differ from it), packages, machine, date; the
+    modules on the lab's path are added when it has run (`traced`)."""
     from splitleak.tools.experiments import provenance
 
-    return {**provenance.commit(), **provenance.path_stamp(provenance.LABS),
-            "versions": artifacts.versions(), "machine": provenance.machine(),
-            "date": provenance.now()}
+    return {**provenance.commit(), "versions": artifacts.versions(),
+            "machine": provenance.machine(), "date": provenance.now()}
+
+
+def traced(trace: Path) -> dict:
+    """The hash of each module the lab's commands and this process ran (every `splitleak`
+    process appends its modules to `trace`): a later change to any of them makes the record
+    stale, a change elsewhere does not."""
+    from splitleak.tools.experiments import provenance
+
+    return provenance.path_stamp((), files=provenance.traced(trace))
+
+
+@contextmanager
+def _tracing(trace: Path):
+    """Every splitleak process started inside appends the modules it ran to `trace`."""
+    from splitleak.tools.experiments.provenance import TRACE
+
+    old = os.environ.get(TRACE)
+    os.environ[TRACE] = str(trace)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(TRACE, None)
+        else:
+            os.environ[TRACE] = old
+
+
+TRACE_FILE = "modules.txt"  # in the work folder: the modules the lab's commands ran
 
 
 def record(n: int, students: list[str], out: Path, size: str = "full", work: Path | None = None,
@@ -272,7 +305,7 @@ def record(n: int, students: list[str], out: Path, size: str = "full", work: Pat
               flush=True)
         lab.start(n, folder, student, size=size, omniglot_dir=omniglot_dir)
         began = time.monotonic()
-        with _this_python_first():
+        with _this_python_first(), _tracing(base / TRACE_FILE):
             code = lab.run_script(n, folder)
         seconds = round(time.monotonic() - began, 1)
         if code:  # the folder stays, to look into
@@ -290,6 +323,7 @@ def record(n: int, students: list[str], out: Path, size: str = "full", work: Pat
         result["students"][student] = {"figures": found, "seconds": seconds}
         print(f"lab {n}, student {student}: {seconds:.0f} s, {len(found)} figures",
               file=sys.stderr, flush=True)
+    result["provenance"] |= traced(base / TRACE_FILE)
     if work is None:
         shutil.rmtree(base, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
