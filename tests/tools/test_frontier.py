@@ -91,3 +91,22 @@ def test_a_frontier_sweep_records_its_path_and_reports_the_front(monkeypatch, tm
     assert (folder / pareto.PLOT).stat().st_size > 10_000
     rows = [json.loads(p.read_text()) for p in (folder / "rows").glob("*.json")]
     assert {r["setting"]["name"] for r in rows} == {s.name for s in frontier.preset()}
+
+
+def test_a_frontier_folder_without_rows_shows_its_plot_pending(tmp_path):
+    """Opened before any row (as the committed folder is between sessions): the page links a
+    frontier plot that says it waits, and an older run's plot does not survive."""
+    from dataclasses import asdict
+
+    from splitleak.tools.experiments import pareto, report, results, settings
+
+    folder = tmp_path / "frontier"
+    chosen = settings.preset("frontier")
+    results.open_folder(folder, results.config(
+        "frontier", settings.recipe(chosen), "lite", [asdict(s) for s in chosen], [1], None,
+        folder, None, settings.code_path(chosen)))
+    (folder / pareto.PLOT).write_bytes(b"an older run's plot")
+    page = report.write(folder)
+    assert folder / pareto.PLOT in page.written
+    assert (folder / pareto.PLOT).read_bytes().startswith(b"\x89PNG")
+    assert "## The frontier" not in page.text and "Rows: 0 of 33" in page.text

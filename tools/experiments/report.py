@@ -52,9 +52,10 @@ def write(folder: Path, out: Path | None = None) -> Page:
     pending = f"No rows yet: {results.command(cfg)}"
     written.append(tables.save_plot(out, means) if means
                    else tables.save_pending(out / tables.PLOT, pending))
-    if defended_in(rows):
-        pareto.plot(pareto.points(rows), out / pareto.PLOT)
-        written.append(out / pareto.PLOT)
+    if defended_in(cfg):
+        if rows:
+            pareto.plot(pareto.points(rows), out / pareto.PLOT)
+        written.append(out / pareto.PLOT if rows else tables.save_pending(out / pareto.PLOT, pending))
     grid = compose_grid(Path(folder), cfg, found, out / GRID)
     written.append(grid or tables.save_pending(out / GRID, pending))
     return Page(text, written, results.stale(folder))
@@ -104,7 +105,7 @@ def markdown(cfg: dict, rows: list[dict], found: list) -> str:
              f"{T_NOTE} Accuracy: the deployment's on the validation images (TFLite stage, edge "
              "defence, cloud head), beside chance (1/classes); undefended: the setting without "
              "any defence at the same cut.", ""]
-    if defended_in(rows):
+    if defended_in(cfg):
         lines += pareto.section(rows, [s["name"] for s in cfg.get("settings", [])])
     for kind, title in tables.ATTACKS.items():
         for n in sorted({r[kind]["n"] for r in rows if r.get(kind)}):
@@ -153,10 +154,10 @@ def utility(found: list, classes: int) -> list[str]:
     return _table(head, body + [chance + [""] * (len(head) - len(chance))])
 
 
-def defended_in(rows: list[dict]) -> bool:
-    """Whether rows come from the frontier's settings (tools/experiments/frontier.py): their
-    page gets the frontier's section and plot."""
-    return any("adversarial" in r["setting"] for r in rows)
+def defended_in(cfg: dict) -> bool:
+    """Whether a folder sweeps the frontier's settings (tools/experiments/frontier.py): its
+    page gets the frontier's section and plot, pending until rows come."""
+    return any("adversarial" in s for s in cfg.get("settings", []))
 
 
 def _defended(s: dict) -> bool:
