@@ -2,7 +2,7 @@ from dataclasses import replace
 
 import pytest
 
-from splitleak.tools.experiments import frontier
+from splitleak.tools.experiments import frontier, settings
 from splitleak.tools.experiments.frontier import DefendedSetting
 from splitleak.tools.experiments.job import Setting
 
@@ -27,15 +27,16 @@ def test_edge_noise_is_k_times_the_targets_std():
 
 
 def test_the_preset_covers_every_defence_at_both_cuts_once():
-    settings = frontier.preset()
-    assert len({s.name for s in settings}) == len({s.key() for s in settings}) == len(settings)
-    assert {s.split_after for s in settings} == {2, 3}
-    k2 = [s for s in settings if s.split_after == 2]
+    chosen = settings.preset("frontier")
+    assert len({s.name for s in chosen}) == len({s.key() for s in chosen}) == len(chosen)
+    assert {s.split_after for s in chosen} == {2, 3}
+    k2 = [s for s in chosen if s.split_after == 2]
     assert {s.nopeek for s in k2} >= {0.5, 2, 5, 20, 50}
     assert {s.noise for s in k2 if s.noise_trained} == {s.noise for s in k2 if s.noise} - {None}
     assert {s.noise_multiplier for s in k2 if s.dp} == {0.7, 0.5, 0.3}
     assert any(s.adversarial and s.noise for s in k2) and any(s.noise and s.nopeek for s in k2)
-    assert all(s.whitebox_limit == frontier.WHITEBOX for s in settings)
+    assert all(s.whitebox_limit == settings.FRONTIER_WHITEBOX for s in chosen)
+    assert all(isinstance(a, float) for s in chosen for a in (s.nopeek, s.adversarial) if a)
 
 
 @pytest.mark.slow
@@ -82,7 +83,7 @@ def test_a_frontier_sweep_records_its_path_and_reports_the_front(monkeypatch, tm
     folder = tmp_path / "results"
     assert cli.main(["experiment", "sweep", "--preset", "frontier", "--out", str(tmp_path / "w"),
                      "--results", str(folder)]) == 0
-    assert set(sent.values()) == {"frontier"} and len(sent) == len(frontier.preset())
+    assert set(sent.values()) == {"frontier"} and len(sent) == len(settings.preset("frontier"))
     cfg = results.read_config(folder)
     assert set(provenance.DEFENDED) <= set(cfg["code"]["files"]) and cfg["seeds"] == [1]
     assert results.stale(folder) is None
@@ -90,7 +91,7 @@ def test_a_frontier_sweep_records_its_path_and_reports_the_front(monkeypatch, tm
     assert "## The frontier" in page and "No setting reaches both" in page
     assert (folder / pareto.PLOT).stat().st_size > 10_000
     rows = [json.loads(p.read_text()) for p in (folder / "rows").glob("*.json")]
-    assert {r["setting"]["name"] for r in rows} == {s.name for s in frontier.preset()}
+    assert {r["setting"]["name"] for r in rows} == {s.name for s in settings.preset("frontier")}
 
 
 def test_a_frontier_folder_without_rows_shows_its_plot_pending(tmp_path):
@@ -98,7 +99,7 @@ def test_a_frontier_folder_without_rows_shows_its_plot_pending(tmp_path):
     frontier plot that says it waits, and an older run's plot does not survive."""
     from dataclasses import asdict
 
-    from splitleak.tools.experiments import pareto, report, results, settings
+    from splitleak.tools.experiments import pareto, report, results
 
     folder = tmp_path / "frontier"
     chosen = settings.preset("frontier")

@@ -20,7 +20,6 @@ from pathlib import Path
 from splitleak.cloud import rundir
 from splitleak.tools.experiments.job import Setting, key_hash, target_dir
 
-WHITEBOX = 16  # the white box's test images a row: 64 cost about 200 s, the most after training
 STD_IMAGES = 512  # training images whose clean activations set an untrained target's noise scale
 
 
@@ -94,33 +93,3 @@ def activation_std(target: Path, proto) -> float:
     if defence:
         return float(defence["activation_std"])
     return float(rundir.device(target).run(proto.train.images[:STD_IMAGES]).std())
-
-
-def preset() -> list[Setting]:
-    """Every defence at the cut after block 2 over its grid, and the grid's middle after block 3.
-    The undefended targets and clean decoders are the depth sweep's (the same training
-    settings); the white box inverts WHITEBOX test images a row."""
-    out = []
-    for k, wide in ((2, True), (3, False)):
-        cut = DefendedSetting(f"none (K={k})", split_after=k, whitebox_limit=WHITEBOX)
-        grid = dict(gauss=(1, 2, 4, 8), laplace=(2, 8), nopeek=(0.5, 2, 5, 20, 50),
-                    adversarial=(3, 10, 30), dp=(0.7, 0.5, 0.3)) if wide else dict(
-            gauss=(4,), laplace=(), nopeek=(5,), adversarial=(10,), dp=(0.7,))
-        out.append(cut)
-        for kind in ("gauss", "laplace"):
-            for m in grid[kind]:
-                for trained in (True, False):
-                    out.append(replace(cut, name=f"{kind} {m}std{' trained' if trained else ''}"
-                                       f" (K={k})", noise=f"{kind}:{m}", noise_trained=trained))
-        out += [replace(cut, name=f"NoPeek α={a:g} (K={k})", nopeek=a) for a in grid["nopeek"]]
-        out += [replace(cut, name=f"adversarial α={a:g}, C=8 (K={k})", adversarial=a,
-                        bottleneck=8) for a in grid["adversarial"]]
-        out += [replace(cut, name=f"DP-SGD z={z} (K={k})", dp=True, noise_multiplier=z)
-                for z in grid["dp"]]
-        if wide:
-            out += [replace(cut, name=f"bottleneck C=8 (K={k})", bottleneck=8),
-                    replace(cut, name=f"gauss 4std trained + NoPeek α=5 (K={k})",
-                            noise="gauss:4", noise_trained=True, nopeek=5.0),
-                    replace(cut, name=f"adversarial α=10, C=8 + gauss 4std trained (K={k})",
-                            adversarial=10.0, bottleneck=8, noise="gauss:4", noise_trained=True)]
-    return out

@@ -23,17 +23,25 @@ from splitleak.cloud import artifacts
 # the source the rows depend on, relative to the package root (the repository in a checkout)
 CODE = (
     "cloud/model.py", "cloud/train.py", "cloud/data.py", "cloud/export.py", "cloud/dp.py",
-    "cloud/nopeek.py", "cloud/callbacks.py", "cloud/config.py",
+    "cloud/privacy.py", "cloud/nopeek.py", "cloud/callbacks.py", "cloud/config.py",
+    "cloud/rundir.py", "cloud/artifacts.py",
     "attack/blackbox.py", "attack/decoders.py", "attack/config.py", "attack/evaluate.py",
-    "attack/scoring.py", "attack/metrics.py", "attack/whitebox.py",
-    "edge/defences.py", "edge/runtime.py",
-    "tools/experiments/job.py",
+    "attack/scoring.py", "attack/metrics.py", "attack/whitebox.py", "attack/train.py",
+    "attack/store.py", "attack/grids.py", "attack/replay.py",
+    "edge/defences.py", "edge/runtime.py", "edge/omniglot.py",
+    "tools/experiments/job.py", "tools/deploy/demo.py",
 )
+DP = ("cloud/dp.py", "cloud/privacy.py")  # imported by training only under DP-SGD
 # a sweep that trains defences in (or scales edge noise by its target) runs these as well
 DEFENDED = ("cloud/defended.py", "cloud/train_defended.py", "tools/experiments/frontier.py")
 # the network experiment's path: the same, the brokers, the node, the cloud head, the deployment
 # that starts them, the lab network and the passive sniffer (--wire), and itself
-NETWORK = CODE + tuple(f"broker/{name}.py" for name in (
+# (its CODE part is the list its committed results were measured with; it takes the rest of CODE
+# when they are next measured)
+NETWORK = tuple(f for f in CODE if f not in (
+    "cloud/privacy.py", "cloud/rundir.py", "cloud/artifacts.py", "attack/train.py", "attack/store.py",
+    "attack/grids.py", "attack/replay.py", "edge/omniglot.py", "tools/deploy/demo.py")) + tuple(
+    f"broker/{name}.py" for name in (
     "amqtt_engine", "certs", "inbox", "mosquitto", "profiles", "running", "server", "topics",
     "urls", "wire")) + ("edge/node.py", "cloud/service.py", "tools/experiments/network.py",
                         "tools/deploy/demo.py", "tools/deploy/processes.py",
@@ -106,10 +114,12 @@ def trace_modules(every: float = 2.0) -> None:
     threading.Thread(target=loop, daemon=True, name="trace-modules").start()
 
 
-def traced(path: Path, root: Path = ROOT) -> tuple[str, ...]:
-    """The modules a trace file names, with this process's, that exist under root, sorted."""
+def traced(path: Path, root: Path = ROOT, own: bool = True) -> tuple[str, ...]:
+    """The modules a trace file names, with this process's (unless not `own`), that exist under
+    root, sorted."""
     names = set(Path(path).read_text(encoding="utf-8").split()) if Path(path).is_file() else set()
-    return tuple(sorted(n for n in names | imported(root) if (root / n).is_file()))
+    mine = imported(root) if own else set()
+    return tuple(sorted(n for n in names | mine if (root / n).is_file()))
 
 
 def file_hash(path: Path) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from splitleak.cloud import rundir
 from splitleak.cloud.config import SEED_DP, SPLITS, TrainConfig
-from splitleak.tools.experiments import frontier, provenance
+from splitleak.tools.experiments import provenance
 from splitleak.tools.experiments.frontier import DefendedSetting
 from splitleak.tools.experiments.job import Setting, decoder_dir, key_hash, target_dir
 
@@ -30,6 +30,7 @@ DEFENCE_SPLIT = 2  # the defences preset cuts where the undefended leak is total
 SECONDS = {"train": 220, "train_dp": 450, "train_adversarial": 530,
            "decoder": {1: 960, 2: 530, 3: 580, 4: 150}, "whitebox": 210, "evaluate": 60}
 LITE_IMAGES = 1700  # about the lite protocol's train and attacker split: what --limit scales
+FRONTIER_WHITEBOX = 16  # the white box's test images a frontier row (the most costly step after training)
 NORMS = {"group": "GroupNorm", "batch": "BatchNorm", "none": "no normalisation"}
 
 
@@ -61,12 +62,43 @@ def preset(name: str) -> list[Setting]:
                replace(cut, name="NoPeek α=20", nopeek=20.0),
                replace(cut, name="attacker-aware α=30, C=8", adversarial=30.0, bottleneck=8)]
     elif name == "frontier":  # every defence as the papers run it, after blocks 2 and 3
-        out = frontier.preset()
+        out = _frontier()
     elif name == "all":
         out = list({s.key(): s for p in ("seed-dp", "defences", "depth", "attack")
                     for s in preset(p)}.values())
     else:
         raise ValueError(f"unknown preset '{name}'; expected one of {', '.join(PRESETS)}")
+    return out
+
+
+def _frontier() -> list[Setting]:
+    """Every defence at the cut after block 2 over its grid, and the grid's middle after block 3.
+    The undefended targets and clean decoders are the depth sweep's (the same training
+    settings); the white box inverts FRONTIER_WHITEBOX test images a row. Kept here, not in
+    frontier.py (on the rows' code path), so that changing the grid leaves rows current."""
+    out = []
+    for k, wide in ((2, True), (3, False)):
+        cut = DefendedSetting(f"none (K={k})", split_after=k, whitebox_limit=FRONTIER_WHITEBOX)
+        grid = dict(gauss=(1, 2, 4, 8), laplace=(2, 8), nopeek=(0.5, 2.0, 5.0, 20.0, 50.0),
+                    adversarial=(3.0, 10.0, 30.0), dp=(0.7, 0.5, 0.3)) if wide else dict(
+            gauss=(4,), laplace=(), nopeek=(5.0,), adversarial=(10.0,), dp=(0.7,))
+        out.append(cut)
+        for kind in ("gauss", "laplace"):
+            for m in grid[kind]:
+                for trained in (True, False):
+                    out.append(replace(cut, name=f"{kind} {m}std{' trained' if trained else ''}"
+                                       f" (K={k})", noise=f"{kind}:{m}", noise_trained=trained))
+        out += [replace(cut, name=f"NoPeek α={a:g} (K={k})", nopeek=a) for a in grid["nopeek"]]
+        out += [replace(cut, name=f"adversarial α={a:g}, C=8 (K={k})", adversarial=a,
+                        bottleneck=8) for a in grid["adversarial"]]
+        out += [replace(cut, name=f"DP-SGD z={z} (K={k})", dp=True, noise_multiplier=z)
+                for z in grid["dp"]]
+        if wide:
+            out += [replace(cut, name=f"bottleneck C=8 (K={k})", bottleneck=8),
+                    replace(cut, name=f"gauss 4std trained + NoPeek α=5 (K={k})",
+                            noise="gauss:4", noise_trained=True, nopeek=5.0),
+                    replace(cut, name=f"adversarial α=10, C=8 + gauss 4std trained (K={k})",
+                            adversarial=10.0, bottleneck=8, noise="gauss:4", noise_trained=True)]
     return out
 
 
@@ -113,11 +145,11 @@ def from_dict(fields: dict) -> Setting:
 
 def code_path(chosen: list[Setting]) -> tuple[str, ...]:
     """The modules a sweep's rows run (what its results folder records a hash of):
-    provenance.CODE, without DP-SGD's module when no setting trains with DP-SGD (cloud/train.py
-    imports it only then), with the defended training's when a setting trains a defence in or
+    provenance.CODE, without DP-SGD's modules when no setting trains with DP-SGD (cloud/train.py
+    imports them only then), with the defended training's when a setting trains a defence in or
     scales its noise by the target (tools/experiments/frontier.py)."""
     files = tuple(f for f in provenance.CODE
-                  if f != "cloud/dp.py" or any(s.dp for s in chosen))
+                  if f not in provenance.DP or any(s.dp for s in chosen))
     return files + (provenance.DEFENDED if any(isinstance(s, DefendedSetting) for s in chosen)
                     else ())
 
@@ -164,7 +196,7 @@ def estimate_seconds(settings: list[Setting], done: set, models: Path | None = N
     the whole."""
     todo = [s for s in settings if s.key() not in done]
     targets = {s.target_key(): s for s in todo}
-    decoders = {decoder_dir(models or Path(), s, d): s for s in todo for d in {"", s.defense}}
+    decoders = {decoder_dir(models or Path(), s, d): s for s in todo for d in _attacked(s)}
     if models is not None:
         targets = {k: s for k, s in targets.items()
                    if not rundir.finished(target_dir(models, s))}
@@ -175,6 +207,13 @@ def estimate_seconds(settings: list[Setting], done: set, models: Path | None = N
                   * _data(s) for s in decoders.values())
             + sum(SECONDS["evaluate"] + SECONDS["whitebox"] * s.whitebox_limit / Setting.whitebox_limit
                   * (2 if s.blank_whitebox else 1) for s in todo))
+
+
+def _attacked(s: Setting) -> set[str]:
+    """The defences a setting's decoders train through: none (the naive decoder) and its edge
+    noise, given or trained in (the frontier's job adds it at the edge: an adaptive decoder)."""
+    noise = getattr(s, "noise", None)
+    return {"", s.defense or (f"noise:{noise}" if noise else "")}
 
 
 def _training(s: Setting) -> str:

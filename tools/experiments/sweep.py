@@ -119,18 +119,19 @@ def _prepare(out: Path, models: Path, folder: Path, cfg: dict) -> None:
     folders aside. Presets share a models folder: CODE_FILE gathers the modules of each."""
     marker, files = models / CODE_FILE, cfg["code"]["files"]
     known = artifacts.read_json(marker).get("code_files", {}) if marker.is_file() else {}
+    refuse = (f"{models} holds models trained by other code ({{}}); the sweep would reuse them: "
+              "pass another --models (or --out), or remove that folder")
     if marker.is_file() and not known:  # written before each module's hash was kept
         old = artifacts.read_json(marker)
         names = old.get("files", provenance.CODE)
-        same = provenance.code_hash(files=names) == old.get("sha256")
-        known = {name: provenance.file_hash(provenance.ROOT / name) if same else "?"
-                 for name in names}
+        if not all((provenance.ROOT / name).is_file() for name in names) or (
+                provenance.code_hash(files=names) != old.get("sha256")):
+            raise ValueError(refuse.format("the hash over its modules changed since"))
+        known = {name: provenance.file_hash(provenance.ROOT / name) for name in names}
     changed = [name for name, digest in known.items() if not (provenance.ROOT / name).is_file()
                or provenance.file_hash(provenance.ROOT / name) != digest]
     if changed:
-        raise ValueError(f"{models} holds models trained by other code ({', '.join(changed)} "
-                         "changed since); the sweep would reuse them: pass another --models (or "
-                         "--out), or remove that folder")
+        raise ValueError(refuse.format(f"{', '.join(changed)} changed since"))
     results.open_folder(folder, cfg)
     if not marker.is_file() and (models / job.TARGETS).is_dir():
         print(f"warning: {models} holds models from before code hashes were recorded; they are "

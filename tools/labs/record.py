@@ -297,6 +297,7 @@ def record(n: int, students: list[str], out: Path, size: str = "full", work: Pat
     result = {"lab": n, "size": size, "students": {}, "command": command(n, students, out, size),
               "provenance": stamp()}
     base = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix=f"splitleak-lab{n}-"))
+    (base / TRACE_FILE).unlink(missing_ok=True)  # another record's modules are not this lab's
     for i, student in enumerate(students, 1):
         folder = base / f"lab{n}-{student}"
         if folder.exists() and any(folder.iterdir()):
